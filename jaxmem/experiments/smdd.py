@@ -1,0 +1,141 @@
+"""``smdd``: dimensionality, feature/hidden vectors, test loss and norms vs dataset size T.
+
+Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (SPEC §1).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jaxmem import figures, metrics, results
+from jaxmem.sweep import Sweep, run_sweep
+from jaxmem.train import TrainConfig
+
+DESCRIPTION = "SMDD double descent: dimensionality, vectors, test loss and norms vs T (m = 2)"
+
+
+def _log_grid(lo: int, hi: int, count: int) -> tuple[int, ...]:
+    return tuple(int(t) for t in np.unique(np.round(np.geomspace(lo, hi, count))))
+
+
+#: preset -> (TrainConfig, Sweep). ``quick`` is Hobbhahn's reduced setting (n = 1,000,
+#: S = 0.99, transitions 10x lower in T) with a step count and lr that fit 5 minutes on a
+#: 2-core CPU; ``paper`` is the paper's own.
+PRESETS = {
+    "quick": (TrainConfig(n_features=1000, n_hidden=2, steps=4000),
+              Sweep(T=_log_grid(3, 3000, 14), sparsity=0.99, data_seeds=2)),
+    "paper": (TrainConfig(n_features=10_000, n_hidden=2, steps=50_000),
+              Sweep(T=_log_grid(3, 100_000, 24), sparsity=0.999, data_seeds=4)),
+}
+
+
+def preset(name: str, seeds: int | None = None) -> tuple[TrainConfig, Sweep]:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    cfg, sweep = PRESETS[name]
+    if seeds is not None:
+        if seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {seeds!r}")
+        sweep = dataclasses.replace(sweep, data_seeds=int(seeds))
+    return cfg, sweep
+
+
+def config_dict(cfg: TrainConfig, sweep: Sweep) -> dict:
+    return {"n_features": cfg.n_features, "n_hidden": cfg.n_hidden, "sparsity": sweep.sparsity,
+            "steps": cfg.steps, "T": list(sweep.T), "data_seeds": sweep.data_seeds,
+            "init_seeds": sweep.init_seeds, "lr": list(sweep.lr), "weight_decay": list(sweep.weight_decay),
+            "init_scale": list(sweep.init_scale), "warmup_frac": cfg.warmup_frac,
+            "reduction": cfg.reduction, "hidden_relu": cfg.hidden_relu, "n_test": sweep.n_test,
+            "seed": sweep.seed, "learned_threshold": metrics.LEARNED_THRESHOLD}
+
+
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
+    cfg, sweep = preset(preset_name, seeds)
+    out = Path(out)
+    config = config_dict(cfg, sweep)
+    arrays_path, summary_path = out / "runs.npz", out / "summary.json"
+    timing = None
+    if resume and arrays_path.exists() and summary_path.exists():
+        previous = results.load_json(summary_path)
+        if previous.get("config") != config:
+            raise ValueError(f"--resume: {summary_path} was made with another config; use a new --out")
+        arrays = results.load_arrays(arrays_path)
+        timing = previous["wall_seconds"], previous["compile_seconds"], previous["results"]["pad_ratio"]
+    if timing is None:
+        start = time.perf_counter()
+        result = run_sweep(cfg, sweep, progress=progress)
+        arrays = dict(result.arrays, T=np.array(sweep.T))
+        results.save_arrays(arrays_path, arrays)
+        timing = time.perf_counter() - start, result.compile_seconds, result.pad_ratio
+    summary = {"experiment": "smdd", "preset": preset_name, **_env(), "n_runs": int(np.prod(sweep.grid_shape)) * sweep.init_seeds,
+               "wall_seconds": timing[0], "compile_seconds": timing[1], "config": config,
+               "results": summarize(arrays, sweep, cfg, timing[2])}
+    results.save_json(summary_path, summary)
+    draw(arrays, cfg, out)
+    return summary
+
+
+def _env() -> dict:
+    env = results.environment()
+    return {"backend": env["backend"], "devices": env["devices"], "cpu": env["cpu"]}
+
+
+def _cells(arrays: dict) -> dict:
+    """The first (lr, weight decay, init scale) cell: ``[len(T), seeds, ...]``."""
+    return {k: v[:, 0, 0, 0] for k, v in arrays.items() if k != "T"}
+
+
+def summarize(arrays: dict, sweep: Sweep, cfg: TrainConfig, pad: float) -> dict:
+    a = _cells(arrays)
+    W_norm = np.sqrt(np.sum(a["W"] ** 2, axis=(-2, -1)))
+    b_norm = np.sqrt(np.sum(a["b"] ** 2, axis=-1))
+    n_learned = np.sum(a["feature_dim"] > metrics.LEARNED_THRESHOLD, axis=-1)
+    by_T = []
+    for i, T in enumerate(sweep.T):
+        data_dim = a["data_dim"][i][:, :T]
+        by_T.append({"T": T, "test_loss": _mean(a["test_loss"][i]), "train_loss": _mean(a["train_loss"][i]),
+                     "W_norm": _mean(W_norm[i]), "b_norm": _mean(b_norm[i]),
+                     "data_dim_mean": _mean(np.nanmean(data_dim, axis=-1)),
+                     "data_dim_max": _mean(np.nanmax(data_dim, axis=-1)),
+                     "feature_dim_max": _mean(a["feature_dim"][i].max(-1)),
+                     "n_learned_features": _mean(n_learned[i])})
+    test = np.array([r["test_loss"] for r in by_T])
+    peak = int(np.nanargmax(test))
+    T0 = sweep.T[0]
+    small_dev = np.abs(a["data_dim"][0][:, :T0] * T0 / cfg.n_hidden - 1.0)
+    diverged = [{"T": sweep.T[c[0]], "lr": sweep.lr[c[1]], "weight_decay": sweep.weight_decay[c[2]],
+                 "init_scale": sweep.init_scale[c[3]], "data_seed": int(c[4])}
+                for c in zip(*np.nonzero(arrays["diverged"]))]
+    return {
+        "by_T": by_T,
+        "W_norm_peak_T": sweep.T[int(np.nanargmax([r["W_norm"] for r in by_T]))],
+        "b_norm_peak_T": sweep.T[int(np.nanargmax([r["b_norm"] for r in by_T]))],
+        "test_loss_peak_T": sweep.T[peak],
+        "test_loss_peak_is_interior": 0 < peak < len(by_T) - 1,
+        "test_loss_lower_at_largest_T": bool(test[-1] < test[peak]),
+        "smallest_T_data_dim_max_rel_error": float(np.nanmax(small_dev)),
+        "smallest_T_data_dim_within_10pct": bool(np.nanmax(small_dev) <= 0.1),
+        "pad_ratio": pad,
+        "n_diverged": len(diverged),
+        "diverged": diverged,
+    }
+
+
+def _mean(x) -> float:
+    return float(np.nanmean(x))
+
+
+def draw(arrays: dict, cfg: TrainConfig, out: Path) -> None:
+    a, T = _cells(arrays), [int(t) for t in arrays["T"]]
+    figures.dimensionality(T, a["feature_dim"], a["data_dim"], cfg.n_hidden, out / "dimensionality.png")
+    pick = sorted(set(np.round(np.linspace(0, len(T) - 1, min(8, len(T)))).astype(int)))
+    for shared, name in ((True, "vectors_shared_scale.png"), (False, "vectors_per_panel.png")):
+        figures.vectors([T[i] for i in pick], a["W"][pick, 0], a["hidden"][pick, 0], out / name, shared)
+    figures.curve_vs_T(T, {"test loss": a["test_loss"], "train loss": a["train_loss"]}, "loss",
+                       "Test and train loss vs T (double descent)", out / "test_loss.png", logy=True)
+    figures.curve_vs_T(T, {"||W||_F": np.sqrt(np.sum(a["W"] ** 2, axis=(-2, -1))),
+                           "||b||": np.sqrt(np.sum(a["b"] ** 2, axis=-1))},
+                       "norm", "Weight and bias norms vs T", out / "norms.png")

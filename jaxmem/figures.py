@@ -1,0 +1,93 @@
+"""Figures of SMDD (Henighan et al. 2023), drawn from the saved per-run arrays."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+FEATURE_COLOR, DATA_COLOR = "tab:blue", "tab:red"
+_rng = np.random.default_rng(0)
+
+
+def _subsample(values: np.ndarray, most: int) -> np.ndarray:
+    """At most ``most`` values, always keeping the largest."""
+    values = values[np.isfinite(values)]
+    if values.size <= most:
+        return values
+    keep = _rng.choice(values.size, most - 1, replace=False)
+    return np.append(values[keep], values.max())
+
+
+def _save(fig, path) -> None:
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def dimensionality(T, feature_dim, data_dim, n_hidden, path, most=3000):
+    """Feature (blue) and training-example (red) dimensionality vs T, with the m/T line.
+
+    ``feature_dim [len(T), seeds, n]``, ``data_dim [len(T), seeds, T_max]`` (NaN past T).
+    """
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, t in enumerate(T):
+        for values, color, dx in ((feature_dim[i], FEATURE_COLOR, 0.97), (data_dim[i], DATA_COLOR, 1.03)):
+            v = _subsample(np.ravel(values), most)
+            ax.scatter(np.full(v.size, t * dx), v, s=4, alpha=0.25, color=color, linewidths=0)
+    grid = np.geomspace(min(T), max(T), 200)
+    ax.plot(grid, np.minimum(1.0, n_hidden / grid), "k--", lw=1, label="m / T")
+    ax.scatter([], [], color=FEATURE_COLOR, label="features (columns of W)")
+    ax.scatter([], [], color=DATA_COLOR, label="training examples (h = W x)")
+    ax.set(xscale="log", xlabel="training set size T", ylabel="dimensionality",
+           title="Dimensionality of features and training examples vs T", ylim=(-0.02, 1.05))
+    ax.legend(loc="upper right", fontsize=8)
+    _save(fig, path)
+
+
+def vectors(T, W, hidden, path, shared_scale: bool, most=600):
+    """Columns of W (blue) and hidden vectors (red) in 2-D, one panel per T.
+
+    ``W [k, 2, n]`` and ``hidden [k, T_max, 2]`` (NaN past T) for the ``k`` sizes ``T``.
+    """
+    k = len(T)
+    cols = min(4, k)
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(3.0 * cols * 2 / 1.3, 3.0 * rows), squeeze=False)
+    lim_w = np.nanmax(np.abs(W)) * 1.05
+    lim_h = np.nanmax(np.abs(hidden)) * 1.05
+    for i in range(k):
+        ax_w, ax_h = axes[i // cols, 2 * (i % cols)], axes[i // cols, 2 * (i % cols) + 1]
+        for ax, vec, color, lim in ((ax_w, W[i].T, FEATURE_COLOR, lim_w), (ax_h, hidden[i], DATA_COLOR, lim_h)):
+            vec = vec[np.all(np.isfinite(vec), axis=-1)]
+            norms = np.linalg.norm(vec, axis=-1)
+            vec = vec[np.argsort(norms)[-most:]]  # the longest ones
+            ax.plot(np.stack([np.zeros(len(vec)), vec[:, 0]]), np.stack([np.zeros(len(vec)), vec[:, 1]]),
+                    color=color, lw=0.8, alpha=0.7)
+            ax.scatter(vec[:, 0], vec[:, 1], s=4, color=color)
+            lim = lim if shared_scale else max(1e-6, 1.1 * (norms.max() if norms.size else 1.0))
+            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
+        ax_w.set_title(f"T={T[i]}: features", fontsize=9)
+        ax_h.set_title(f"T={T[i]}: hidden vectors", fontsize=9)
+    for j in range(k, rows * cols):
+        axes[j // cols, 2 * (j % cols)].axis("off")
+        axes[j // cols, 2 * (j % cols) + 1].axis("off")
+    scale = "one scale for all panels" if shared_scale else "each panel scaled to fit"
+    fig.suptitle(f"Feature vectors (blue) and hidden vectors of training examples (red), {scale}")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def curve_vs_T(T, curves: dict, ylabel: str, title: str, path, logy=False):
+    """Mean over seeds (line) and each seed (dots) of ``curves[label] [len(T), seeds]``."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, values in curves.items():
+        line, = ax.plot(T, np.nanmean(values, axis=1), "o-", label=label, ms=4)
+        for s in range(values.shape[1]):
+            ax.scatter(T, values[:, s], s=8, alpha=0.4, color=line.get_color())
+    ax.set(xscale="log", xlabel="training set size T", ylabel=ylabel, title=title)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)

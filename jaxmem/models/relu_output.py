@@ -1,0 +1,98 @@
+"""The ReLU-output toy model with tied weights: ``x' = ReLU(W^T W x + b)``.
+
+Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (SPEC §1).
+Parameters are a dict ``{"W": [m, n], "b": [n]}``; every function maps one example
+``[n]`` or any batch ``[..., n]``.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxmem.data import SparseRows
+
+REDUCTIONS = ("sum", "mean")
+
+
+def init(key, n_features: int, n_hidden: int, scale=1.0) -> dict:
+    """Xavier-normal ``W`` (std ``sqrt(2 / (m + n))``, times ``scale``) and ``b = 0``."""
+    if int(n_features) != n_features or n_features < 1:
+        raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+    if int(n_hidden) != n_hidden or n_hidden < 1:
+        raise ValueError(f"n_hidden must be a positive integer, got {n_hidden!r}")
+    std = jnp.sqrt(2.0 / (n_hidden + n_features)) * scale
+    W_MxN = std * jax.random.normal(key, (int(n_hidden), int(n_features)))
+    return {"W": W_MxN, "b": jnp.zeros((int(n_features),))}
+
+
+def hidden(params, x, hidden_relu: bool = False):
+    """``h = W x`` (``ReLU(W x)`` with ``hidden_relu``): ``[..., n] -> [..., m]``."""
+    h = jnp.einsum("mn,...n->...m", params["W"], x)
+    return jax.nn.relu(h) if hidden_relu else h
+
+
+def decode(params, h):
+    """``ReLU(W^T h + b)``: ``[..., m] -> [..., n]``."""
+    z = jnp.einsum("mn,...m->...n", params["W"], h)
+    return jax.nn.relu(z + jnp.broadcast_to(params["b"], z.shape))
+
+
+def apply(params, x, hidden_relu: bool = False):
+    """``ReLU(W^T W x + b)``: ``[..., n] -> [..., n]``."""
+    return decode(params, hidden(params, x, hidden_relu))
+
+
+def hidden_sparse(params, rows: SparseRows, hidden_relu: bool = False):
+    """``W x`` for sparse rows ``[..., T, k]`` -> ``[..., T, m]``, in ``O(T k m)``."""
+    W_at_MxTxK = params["W"][:, rows.indices]
+    h = jnp.einsum("m...k,...k->...m", W_at_MxTxK, rows.values)
+    return jax.nn.relu(h) if hidden_relu else h
+
+
+def example_losses(params, x, reduction: str = "sum", hidden_relu: bool = False):
+    """Squared error per example, ``[..., n] -> [...]``: summed over features, or
+    averaged with ``reduction="mean"``."""
+    err = jnp.sum((x - apply(params, x, hidden_relu)) ** 2, axis=-1)
+    return _reduce(err, x.shape[-1], reduction)
+
+
+def example_losses_sparse(params, rows: SparseRows, reduction="sum", hidden_relu=False):
+    """``example_losses`` for sparse rows, without forming the dense input.
+
+    ``sum_i (x_i - y_i)^2 = sum_i y_i^2 - 2 sum_{i in nz(x)} x_i y_i + sum_i x_i^2``;
+    the middle term gathers from ``W`` and ``b`` (``O(T k m)``), so the only ``T x n``
+    work is the fused ``sum_i ReLU(W_i . h + b_i)^2`` and its gradient.
+    """
+    W_at_MxTxK = params["W"][:, rows.indices]
+    h_TxM = jnp.einsum("m...k,...k->...m", W_at_MxTxK, rows.values)
+    if hidden_relu:
+        h_TxM = jax.nn.relu(h_TxM)
+    y_TxN = decode(params, h_TxM)
+    y_at_TxK = jax.nn.relu(
+        jnp.einsum("m...k,...m->...k", W_at_MxTxK, h_TxM) + params["b"][rows.indices]
+    )
+    err = (
+        jnp.sum(y_TxN**2, axis=-1)
+        - 2.0 * jnp.sum(rows.values * y_at_TxK, axis=-1)
+        + jnp.sum(rows.values**2, axis=-1)
+    )
+    return _reduce(err, y_TxN.shape[-1], reduction)
+
+
+def loss(params, x, weights=None, reduction="sum", hidden_relu=False):
+    """Weighted mean over examples of ``example_losses``: ``sum(w * l) / sum(w)``.
+
+    ``x`` is dense ``[T, n]`` or ``SparseRows``; ``weights [T]`` masks padded rows.
+    """
+    per_example = (example_losses_sparse if isinstance(x, SparseRows) else example_losses)(
+        params, x, reduction, hidden_relu
+    )
+    if weights is None:
+        return jnp.mean(per_example)
+    return jnp.sum(weights * per_example) / jnp.sum(weights)
+
+
+def _reduce(err, n_features, reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return err / n_features if reduction == "mean" else err

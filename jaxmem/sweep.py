@@ -1,0 +1,263 @@
+"""A whole SMDD sweep (dataset sizes x hyperparameters x seeds) as a few compiled programs.
+
+Sizes are grouped into padded buckets (``buckets.plan_buckets``); each bucket is one
+program that makes its data, trains every run and evaluates it. Inside a bucket, runs
+go through ``lax.map(..., batch_size=B)``: ``B`` runs are vmapped together, batches run
+in turn. On GPU ``B`` is as large as memory allows; on CPU small batches win because
+XLA:CPU lowers batched thin matmuls poorly (see benchmarks/RESULTS.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmem import data, metrics
+from jaxmem.buckets import Bucket, pad_ratio, plan_buckets
+from jaxmem.models import relu_output
+from jaxmem.progress import Progress
+from jaxmem.train import Hyper, TrainConfig, TrainState, advance, finish, init_state
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """What an SMDD sweep varies. Results come back on the grid
+    ``[len(T), len(lr), len(weight_decay), len(init_scale), data_seeds]``,
+    keeping per cell the init seed of lowest final train loss (as the paper does)."""
+
+    T: tuple[int, ...]
+    sparsity: float
+    data_seeds: int = 4
+    init_seeds: int = 1
+    lr: tuple[float, ...] = (1e-3,)
+    weight_decay: tuple[float, ...] = (1e-2,)
+    init_scale: tuple[float, ...] = (1.0,)
+    n_test: int = 10_000
+    seed: int = 0
+    max_pad_ratio: float = 1.3
+
+    def __post_init__(self):
+        for T in self.T:
+            if int(T) != T or T < 1:
+                raise ValueError(f"dataset size T must be a positive integer, got {T!r}")
+        if not 0.0 <= self.sparsity < 1.0:
+            raise ValueError(f"sparsity must lie in [0, 1), got {self.sparsity!r}")
+        for name in ("data_seeds", "init_seeds", "n_test"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("lr", "weight_decay", "init_scale"):
+            values = getattr(self, name)
+            if not values or any(v < 0 or not math.isfinite(v) for v in values):
+                raise ValueError(f"{name} must be a non-empty list of finite values >= 0, got {values!r}")
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return (len(self.T), len(self.lr), len(self.weight_decay), len(self.init_scale), self.data_seeds)
+
+    @property
+    def grid_axes(self) -> tuple[str, ...]:
+        return ("T", "lr", "weight_decay", "init_scale", "data_seed")
+
+
+class RunSpec(NamedTuple):
+    """One run of a bucket, as traced values."""
+
+    n_rows: jax.Array  # T
+    data_index: jax.Array  # which of the bucket's datasets
+    init_key: jax.Array
+    hyper: Hyper
+
+
+class SweepResult(NamedTuple):
+    arrays: dict  # name -> np.ndarray on the sweep grid (see ``Sweep``)
+    wall_seconds: float
+    compile_seconds: float
+    train_seconds: float  # time in the compiled training steps alone
+    pad_ratio: float
+    buckets: list
+
+
+def _keys(sweep: Sweep):
+    root = jax.random.key(sweep.seed)
+    return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
+
+
+def dataset_key(data_root, T: int, data_seed: int):
+    """The key of the training set of size ``T`` and seed ``data_seed``."""
+    return jax.random.fold_in(jax.random.fold_in(data_root, T), data_seed)
+
+
+def runs_per_batch(n_runs: int, elements_per_run: float, backend: str | None = None,
+                   memory_bytes: float | None = None) -> int:
+    """How many runs to vmap together: fit ~6 float32 copies of ``T x n`` per run in half
+    the memory; on CPU also keep a batch near 4,096 rows x 1,000 features."""
+    backend = backend or jax.default_backend()
+    if memory_bytes is None:
+        memory_bytes = _device_memory()
+    fit = max(1, int(0.5 * memory_bytes // (6 * 4 * elements_per_run)))
+    if backend == "cpu":
+        fit = min(fit, max(1, int(4e6 // elements_per_run)))
+    return max(1, min(n_runs, fit))
+
+
+def _device_memory() -> float:
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return float(stats["bytes_limit"])
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _bucket_runs(sweep: Sweep, bucket: Bucket, init_root):
+    """Runs of a bucket in grid order, with their grid index and dataset pairs."""
+    pairs = [(T, s) for T in bucket.sizes for s in range(sweep.data_seeds)]
+    specs, cells = [], []
+    for (iT, T) in enumerate(sweep.T):
+        if T not in bucket.sizes:
+            continue
+        grid = itertools.product(enumerate(sweep.lr), enumerate(sweep.weight_decay),
+                                 enumerate(sweep.init_scale), range(sweep.data_seeds),
+                                 range(sweep.init_seeds))
+        for (il, lr), (iw, wd), (ii, sc), s, k in grid:
+            key = jax.random.fold_in(dataset_key(init_root, T, s), il * 1_000_003 + iw * 1009 + ii * 17 + k)
+            specs.append((T, pairs.index((T, s)), key, (lr, wd, sc)))
+            cells.append((iT, il, iw, ii, s, k))
+    n_rows = jnp.array([s[0] for s in specs], jnp.int32)
+    data_index = jnp.array([s[1] for s in specs], jnp.int32)
+    keys = jnp.stack([s[2] for s in specs])
+    hyper = Hyper(*(jnp.array([s[3][i] for s in specs], jnp.float32) for i in range(3)))
+    return RunSpec(n_rows, data_index, keys, hyper), cells, pairs
+
+
+def _programs(cfg: TrainConfig, sweep: Sweep, T_pad: int, k: int, batch: int, chunk_records: int):
+    """The jitted pieces of one bucket; shapes depend only on (T_pad, k, run count)."""
+
+    def one_dataset(key):
+        rows, _ = data._sparse_chunks(key, 1, T_pad, cfg.n_features, sweep.sparsity, True, k)
+        return jax.tree.map(lambda a: a[0], rows)
+
+    def run_data(spec, sets):
+        x = jax.tree.map(lambda a: a[spec.data_index], sets)
+        return x, (jnp.arange(T_pad) < spec.n_rows).astype(jnp.float32)
+
+    def start(specs):
+        return jax.vmap(lambda s: init_state(cfg, s.hyper, s.init_key))(specs)
+
+    def step_chunk(states, specs, sets):
+        def one(args):
+            state, spec = args
+            x, w = run_data(spec, sets)
+            return advance(cfg, spec.hyper, state, x, w, chunk_records)
+
+        return jax.lax.map(one, (states, specs), batch_size=batch)
+
+    def evaluate(states, histories, specs, sets, test):
+        def one(args):
+            state, history, spec = args
+            x, w = run_data(spec, sets)
+            result = finish(cfg, state, history, x, w)
+            h_TxM = relu_output.hidden_sparse(result.params, x, cfg.hidden_relu) * w[:, None]
+            return {
+                "W": result.params["W"], "b": result.params["b"],
+                "train_loss": result.train_loss, "history": history, "diverged": result.diverged,
+                "test_loss": relu_output.loss(result.params, test, None, cfg.reduction, cfg.hidden_relu),
+                "hidden": h_TxM, "data_dim": metrics.dimensionality(h_TxM),
+                "feature_dim": metrics.feature_dimensionality(result.params),
+            }
+
+        return jax.lax.map(one, (states, histories, specs), batch_size=batch)
+
+    make_sets = jax.jit(jax.vmap(one_dataset))
+    return make_sets, jax.jit(start), jax.jit(step_chunk, donate_argnums=0), jax.jit(evaluate)
+
+
+def _divisor_near(n: int, target: int) -> int:
+    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
+
+
+def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None = None,
+              runs_batch: int | None = None, chunks: int = 10) -> SweepResult:
+    """Train every run of ``sweep``; return numpy arrays on the sweep grid.
+
+    ``arrays`` holds per cell (best init seed): ``W [.., m, n]``, ``b [.., n]``,
+    ``train_loss``, ``test_loss``, ``history [.., n_records]``, ``diverged``,
+    ``hidden [.., T_max, m]`` (rows past T are NaN), ``data_dim [.., T_max]`` (NaN past T),
+    ``feature_dim [.., n]``, ``best_init`` and ``init_train_loss [.., init_seeds]``.
+    """
+    t_start = time.perf_counter()
+    buckets = plan_buckets(sweep.T, sweep.max_pad_ratio)
+    data_root, init_root, test_key = _keys(sweep)
+    k = data.max_nonzeros(cfg.n_features, sweep.sparsity)
+    test = data.sparse_rows(test_key, sweep.n_test, cfg.n_features, sweep.sparsity, k=k)
+    runs_per_T = int(np.prod(sweep.grid_shape[1:])) * sweep.init_seeds
+    total_work = sum(b.padded * len(b.sizes) for b in buckets) * runs_per_T * cfg.steps
+    if not isinstance(progress, Progress):
+        progress = Progress(total_work, enabled=progress)
+    chunk_records = cfg.n_records // _divisor_near(cfg.n_records, chunks)
+    T_max = max(sweep.T)
+    shape = sweep.grid_shape + (sweep.init_seeds,)
+    out: dict[str, np.ndarray] = {}
+    compile_seconds = train_seconds = 0.0
+
+    for ib, bucket in enumerate(buckets):
+        specs, cells, pairs = _bucket_runs(sweep, bucket, init_root)
+        n_runs = len(cells)
+        batch = runs_batch or runs_per_batch(n_runs, bucket.padded * cfg.n_features)
+        make_sets, start, step_chunk, evaluate = _programs(cfg, sweep, bucket.padded, k, batch, chunk_records)
+        sets = make_sets(jnp.stack([dataset_key(data_root, T, s) for T, s in pairs]))
+        states = start(specs)
+        t0 = time.perf_counter()
+        step_chunk = step_chunk.lower(states, specs, sets).compile()
+        compile_seconds += time.perf_counter() - t0
+        histories = []
+        for c in range(cfg.n_records // chunk_records):
+            t0 = time.perf_counter()
+            states, losses = step_chunk(states, specs, sets)
+            histories.append(jax.block_until_ready(losses))
+            train_seconds += time.perf_counter() - t0
+            done = (c + 1) * chunk_records * cfg.log_every
+            progress.update(bucket.padded * n_runs * chunk_records * cfg.log_every,
+                            f"bucket {ib + 1}/{len(buckets)} T={bucket.sizes[0]}..{bucket.sizes[-1]} "
+                            f"({n_runs} runs x {bucket.padded} rows) step {done}/{cfg.steps}")
+        results = jax.device_get(evaluate(states, jnp.concatenate(histories, axis=1), specs, sets, test))
+        for name, value in results.items():
+            if name == "hidden":
+                value = _pad_rows(value, T_max)
+            elif name == "data_dim":
+                value = _pad_rows(value[..., None], T_max)[..., 0]
+            if name not in out:
+                out[name] = np.full(shape + value.shape[1:], np.nan, dtype=value.dtype if value.dtype != bool else bool)
+            for r, cell in enumerate(cells):
+                out[name][cell] = value[r]
+        for r, cell in enumerate(cells):  # mask rows past each run's T
+            T = sweep.T[cell[0]]
+            out["hidden"][cell][T:] = np.nan
+            out["data_dim"][cell][T:] = np.nan
+
+    arrays = _best_init(out)
+    return SweepResult(arrays, time.perf_counter() - t_start, compile_seconds, train_seconds,
+                       pad_ratio(buckets), buckets)
+
+
+def _pad_rows(value: np.ndarray, rows: int) -> np.ndarray:
+    pad = rows - value.shape[1]
+    return np.concatenate([value, np.full((value.shape[0], pad) + value.shape[2:], np.nan, value.dtype)], axis=1)
+
+
+def _best_init(out: dict) -> dict:
+    """Keep, per cell, the init seed with the lowest final train loss (NaN counts as worst)."""
+    loss = np.where(np.isfinite(out["train_loss"]), out["train_loss"], np.inf)
+    best = np.argmin(loss, axis=-1)
+    arrays = {}
+    for name, value in out.items():
+        idx = best.reshape(best.shape + (1,) * (value.ndim - best.ndim))
+        arrays[name] = np.take_along_axis(value, idx, axis=best.ndim).squeeze(best.ndim)
+    arrays["best_init"] = best
+    arrays["init_train_loss"] = out["train_loss"]
+    return arrays

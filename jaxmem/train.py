@@ -1,0 +1,153 @@
+"""Full-batch AdamW training of the ReLU-output model, as pure functions of one run.
+
+``train`` maps one run (key, data, weights, ``Hyper``) to final params and a loss
+history; a sweep is ``jax.vmap`` (or ``lax.map`` with a batch size) of it. What is
+static lives in ``TrainConfig``; what a sweep varies lives in ``Hyper`` and is traced.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxmem.models import relu_output
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Static settings: shapes, step counts and choices that change the program.
+
+    Defaults are SMDD's (SPEC §1): 50,000 full-batch AdamW steps, 5% linear warm-up
+    then half-cosine decay to 0, Adam betas (0.9, 0.999), eps 1e-8, loss summed over
+    features. ``n_history`` is how many evenly spaced train losses are kept.
+    """
+
+    n_features: int
+    n_hidden: int = 2
+    steps: int = 50_000
+    warmup_frac: float = 0.05
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    reduction: str = "sum"
+    hidden_relu: bool = False
+    n_history: int = 200
+
+    def __post_init__(self):
+        for name in ("n_features", "n_hidden", "steps", "n_history"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.warmup_frac < 1.0:
+            raise ValueError(f"warmup_frac must lie in [0, 1), got {self.warmup_frac!r}")
+        if self.reduction not in relu_output.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {relu_output.REDUCTIONS}, got {self.reduction!r}")
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(round(self.warmup_frac * self.steps))
+
+    @property
+    def log_every(self) -> int:
+        """Steps between history points: the largest divisor of ``steps`` that keeps
+        at least ``n_history`` points."""
+        target = max(1, self.steps // self.n_history)
+        return max(d for d in range(1, target + 1) if self.steps % d == 0)
+
+    @property
+    def n_records(self) -> int:
+        return self.steps // self.log_every
+
+
+class Hyper(NamedTuple):
+    """What a sweep varies, as traced scalars (or arrays of them, for ``vmap``)."""
+
+    lr: Any = 1e-3
+    weight_decay: Any = 1e-2
+    init_scale: Any = 1.0
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+
+
+class TrainResult(NamedTuple):
+    params: Any
+    train_loss: jax.Array  # [] loss of the final params
+    history: jax.Array  # [n_records] train loss every ``log_every`` steps
+    diverged: jax.Array  # [] bool: a non-finite loss or parameter
+
+
+def unit_schedule(cfg: TrainConfig) -> optax.Schedule:
+    """Linear warm-up from 0 to 1 over ``warmup_steps``, then half-cosine to 0 at ``steps``.
+
+    Multiplying by a traced peak lr keeps the schedule vmappable
+    (``optax.warmup_cosine_decay_schedule`` branches in Python on its peak).
+    """
+    return optax.warmup_cosine_decay_schedule(0.0, 1.0, cfg.warmup_steps, cfg.steps, 0.0)
+
+
+def optimizer(cfg: TrainConfig, hyper: Hyper) -> optax.GradientTransformation:
+    """AdamW with decoupled decay ``lr_t * weight_decay * p`` on every parameter, as in
+    PyTorch's ``AdamW`` and ``optax.adamw`` (Loshchilov & Hutter 2019)."""
+    schedule = unit_schedule(cfg)
+    return optax.adamw(
+        lambda count: hyper.lr * schedule(count),
+        b1=cfg.b1,
+        b2=cfg.b2,
+        eps=cfg.eps,
+        weight_decay=hyper.weight_decay,
+    )
+
+
+def loss_fn(cfg: TrainConfig):
+    def loss(params, x, weights):
+        return relu_output.loss(params, x, weights, cfg.reduction, cfg.hidden_relu)
+
+    return loss
+
+
+def init_state(cfg: TrainConfig, hyper: Hyper, key) -> TrainState:
+    params = relu_output.init(key, cfg.n_features, cfg.n_hidden, hyper.init_scale)
+    return TrainState(params, optimizer(cfg, hyper).init(params))
+
+
+def advance(cfg: TrainConfig, hyper: Hyper, state: TrainState, x, weights, n_records: int):
+    """Run ``n_records * cfg.log_every`` steps; return the new state and the train loss
+    at the last step of each ``log_every`` block, ``[n_records]``."""
+    opt = optimizer(cfg, hyper)
+    grad_fn = jax.value_and_grad(loss_fn(cfg))
+
+    def step(state: TrainState, _):
+        loss, grads = grad_fn(state.params, x, weights)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
+
+    def block(state: TrainState, _):
+        state, losses = jax.lax.scan(step, state, length=cfg.log_every)
+        return state, losses[-1]
+
+    return jax.lax.scan(block, state, length=n_records)
+
+
+def finish(cfg: TrainConfig, state: TrainState, history, x, weights) -> TrainResult:
+    train_loss = loss_fn(cfg)(state.params, x, weights)
+    finite = jnp.isfinite(train_loss) & jnp.all(jnp.isfinite(history))
+    finite &= jnp.all(jnp.array([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(state.params)]))
+    return TrainResult(state.params, train_loss, history, ~finite)
+
+
+def train(cfg: TrainConfig, hyper: Hyper, key, x, weights=None) -> TrainResult:
+    """Train one model from ``init(key)`` on ``x`` (dense ``[T, n]`` or ``SparseRows``).
+
+    ``weights [T]`` (1 for real rows, 0 for padding) makes the loss
+    ``sum(w * l) / sum(w)``, so sets of different sizes share one padded shape.
+    """
+    if weights is None:
+        weights = jnp.ones(jax.tree.leaves(x)[0].shape[0])
+    state, history = advance(cfg, hyper, init_state(cfg, hyper, key), x, weights, cfg.n_records)
+    return finish(cfg, state, history, x, weights)
