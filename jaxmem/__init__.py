@@ -2,8 +2,9 @@
 
 Modules: ``data`` (sparse-feature datasets), ``models`` (pure model functions),
 ``train`` (one run, vmappable), ``sweep`` (a whole SMDD sweep), ``metrics``,
-``dstar`` (maximal data dimensionality), ``experiments`` (``jaxmem reproduce``).
+``dstar`` (maximal data dimensionality), ``stats`` (rank correlation),
+``experiments`` (what ``jaxmem reproduce`` runs).
 """
-from jaxmem import data, metrics, models, sweep, train
+from jaxmem import data, dstar, metrics, models, stats, sweep, train
 
-__all__ = ["data", "metrics", "models", "sweep", "train"]
+__all__ = ["data", "dstar", "metrics", "models", "stats", "sweep", "train"]

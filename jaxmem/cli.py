@@ -15,6 +15,7 @@ def main(argv=None) -> int:
     rep.add_argument("--out", required=True, help="folder for summary.json, runs.npz and the figures")
     rep.add_argument("--seeds", type=int, default=None, help="number of dataset seeds (default: the preset's)")
     rep.add_argument("--resume", action="store_true", help="reuse results already saved in --out")
+    rep.add_argument("--from", dest="source", default=None, help="a saved run to analyse (experiments that take one)")
     args = parser.parse_args(argv)
 
     from jaxmem import experiments  # imports jax: keep `--help` fast
@@ -27,7 +28,12 @@ def main(argv=None) -> int:
         module = experiments.get(args.name)
         if args.preset not in module.PRESETS:
             raise ValueError(f"unknown preset {args.preset!r} for {args.name}; known: {', '.join(module.PRESETS)}")
-        summary = module.run(args.preset, args.out, seeds=args.seeds, resume=args.resume)
+        options = {}
+        if args.source is not None:
+            if not getattr(module, "ACCEPTS_FROM", False):
+                raise ValueError(f"{args.name} does not take --from")
+            options["source"] = args.source
+        summary = module.run(args.preset, args.out, seeds=args.seeds, resume=args.resume, **options)
     except ValueError as err:
         print(f"jaxmem: error: {err}", file=sys.stderr)
         return 2

@@ -48,7 +48,7 @@ def dimensionality(T, feature_dim, data_dim, n_hidden, path, most=3000):
 def vectors(T, W, hidden, path, shared_scale: bool, most=600):
     """Columns of W (blue) and hidden vectors (red) in 2-D, one panel per T.
 
-    ``W [k, 2, n]`` and ``hidden [k, T_max, 2]`` (NaN past T) for the ``k`` sizes ``T``.
+    ``W [k, 2, n]`` and ``hidden [k, T_max, 2]`` (zero rows are skipped) for the sizes ``T``.
     """
     k = len(T)
     cols = min(4, k)
@@ -59,7 +59,7 @@ def vectors(T, W, hidden, path, shared_scale: bool, most=600):
     for i in range(k):
         ax_w, ax_h = axes[i // cols, 2 * (i % cols)], axes[i // cols, 2 * (i % cols) + 1]
         for ax, vec, color, lim in ((ax_w, W[i].T, FEATURE_COLOR, lim_w), (ax_h, hidden[i], DATA_COLOR, lim_h)):
-            vec = vec[np.all(np.isfinite(vec), axis=-1)]
+            vec = vec[np.all(np.isfinite(vec), axis=-1) & np.any(vec != 0, axis=-1)]
             norms = np.linalg.norm(vec, axis=-1)
             vec = vec[np.argsort(norms)[-most:]]  # the longest ones
             ax.plot(np.stack([np.zeros(len(vec)), vec[:, 0]]), np.stack([np.zeros(len(vec)), vec[:, 1]]),
@@ -90,4 +90,43 @@ def curve_vs_T(T, curves: dict, ylabel: str, title: str, path, logy=False):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def loss_vs_T(T, test_loss, train_loss, zero_loss, path):
+    """Test loss (linear, where the double-descent bump shows) above train loss (log).
+
+    ``zero_loss`` is the loss of the all-zero output, ``E ||x||^2``, for reference.
+    """
+    fig, (ax_test, ax_train) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    for ax, values, label in ((ax_test, test_loss, "test loss"), (ax_train, train_loss, "train loss")):
+        line, = ax.plot(T, np.nanmean(values, axis=1), "o-", ms=4, label=f"{label} (mean over seeds)")
+        for s in range(values.shape[1]):
+            ax.scatter(T, values[:, s], s=8, alpha=0.4, color=line.get_color())
+        ax.axhline(zero_loss, color="gray", ls=":", lw=1, label="all-zero output")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_ylabel(label)
+    ax_test.set_title("Test loss vs T (double descent) and train loss")
+    ax_train.set(xscale="log", yscale="log", xlabel="training set size T")
+    _save(fig, path)
+
+
+def dstar_curves(T, dstar, path):
+    """Sorted D* of the training examples per T (seed 0), raw and stretched to unit length.
+
+    ``dstar [len(T), seeds, T_max]`` with zeros past each T.
+    """
+    fig, (ax_raw, ax_unit) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors = plt.cm.viridis(np.linspace(0, 1, len(T)))
+    for i, t in enumerate(T):
+        curve = np.sort(dstar[i, 0, :t])[::-1]
+        ax_raw.plot(np.arange(1, t + 1), curve, color=colors[i], lw=1.2)
+        ax_unit.plot(np.linspace(0, 1, t), curve, color=colors[i], lw=1.2)
+    ax_raw.set(xscale="log", yscale="log", xlabel="example rank (sorted by D*)", ylabel="D*",
+               title="D* of training examples, sorted")
+    ax_unit.set(yscale="log", xlabel="example rank / T (stretched to unit length)", ylabel="D*",
+                title="Same curves, stretched to the same length")
+    norm = matplotlib.colors.LogNorm(vmin=min(T), vmax=max(T))
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=[ax_raw, ax_unit], label="dataset size T")
     _save(fig, path)

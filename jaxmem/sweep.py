@@ -80,6 +80,7 @@ class SweepResult(NamedTuple):
     wall_seconds: float
     compile_seconds: float
     train_seconds: float  # time in the compiled training steps alone
+    bucket_train_seconds: list
     pad_ratio: float
     buckets: list
 
@@ -187,7 +188,8 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
 
     ``arrays`` holds per cell (best init seed): ``W [.., m, n]``, ``b [.., n]``,
     ``train_loss``, ``test_loss``, ``history [.., n_records]``, ``diverged``,
-    ``hidden [.., T_max, m]`` (rows past T are NaN), ``data_dim [.., T_max]`` (NaN past T),
+    ``hidden [.., T_max, m]`` (rows past T are 0, which leaves the dimensionality and D*
+    of the real rows unchanged, so metrics apply to the whole array at once), ``data_dim [.., T_max]`` (NaN past T),
     ``feature_dim [.., n]``, ``best_init`` and ``init_train_loss [.., init_seeds]``.
     """
     t_start = time.perf_counter()
@@ -204,18 +206,23 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
     shape = sweep.grid_shape + (sweep.init_seeds,)
     out: dict[str, np.ndarray] = {}
     compile_seconds = train_seconds = 0.0
+    bucket_seconds = []
 
     for ib, bucket in enumerate(buckets):
         specs, cells, pairs = _bucket_runs(sweep, bucket, init_root)
         n_runs = len(cells)
         batch = runs_batch or runs_per_batch(n_runs, bucket.padded * cfg.n_features)
         make_sets, start, step_chunk, evaluate = _programs(cfg, sweep, bucket.padded, k, batch, chunk_records)
-        sets = make_sets(jnp.stack([dataset_key(data_root, T, s) for T, s in pairs]))
-        states = start(specs)
         t0 = time.perf_counter()
+        set_keys = jnp.stack([dataset_key(data_root, T, s) for T, s in pairs])
+        make_sets = make_sets.lower(set_keys).compile()
+        start = start.lower(specs).compile()
+        sets, states = make_sets(set_keys), start(specs)
         step_chunk = step_chunk.lower(states, specs, sets).compile()
+        history_shape = jax.ShapeDtypeStruct((n_runs, cfg.n_records), jnp.float32)
+        evaluate = evaluate.lower(states, history_shape, specs, sets, test).compile()
         compile_seconds += time.perf_counter() - t0
-        histories = []
+        histories, bucket_start = [], train_seconds
         for c in range(cfg.n_records // chunk_records):
             t0 = time.perf_counter()
             states, losses = step_chunk(states, specs, sets)
@@ -225,29 +232,30 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
             progress.update(bucket.padded * n_runs * chunk_records * cfg.log_every,
                             f"bucket {ib + 1}/{len(buckets)} T={bucket.sizes[0]}..{bucket.sizes[-1]} "
                             f"({n_runs} runs x {bucket.padded} rows) step {done}/{cfg.steps}")
+        bucket_seconds.append(train_seconds - bucket_start)
         results = jax.device_get(evaluate(states, jnp.concatenate(histories, axis=1), specs, sets, test))
         for name, value in results.items():
             if name == "hidden":
-                value = _pad_rows(value, T_max)
+                value = _pad_rows(value, T_max, 0.0)
             elif name == "data_dim":
-                value = _pad_rows(value[..., None], T_max)[..., 0]
+                value = _pad_rows(value[..., None], T_max, np.nan)[..., 0]
             if name not in out:
                 out[name] = np.full(shape + value.shape[1:], np.nan, dtype=value.dtype if value.dtype != bool else bool)
             for r, cell in enumerate(cells):
                 out[name][cell] = value[r]
-        for r, cell in enumerate(cells):  # mask rows past each run's T
+        for r, cell in enumerate(cells):  # rows past each run's T
             T = sweep.T[cell[0]]
-            out["hidden"][cell][T:] = np.nan
+            out["hidden"][cell][T:] = 0.0
             out["data_dim"][cell][T:] = np.nan
 
     arrays = _best_init(out)
     return SweepResult(arrays, time.perf_counter() - t_start, compile_seconds, train_seconds,
-                       pad_ratio(buckets), buckets)
+                       bucket_seconds, pad_ratio(buckets), buckets)
 
 
-def _pad_rows(value: np.ndarray, rows: int) -> np.ndarray:
+def _pad_rows(value: np.ndarray, rows: int, fill: float) -> np.ndarray:
     pad = rows - value.shape[1]
-    return np.concatenate([value, np.full((value.shape[0], pad) + value.shape[2:], np.nan, value.dtype)], axis=1)
+    return np.concatenate([value, np.full((value.shape[0], pad) + value.shape[2:], fill, value.dtype)], axis=1)
 
 
 def _best_init(out: dict) -> dict:

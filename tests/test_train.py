@@ -81,6 +81,9 @@ def test_sweep_equals_loop_of_single_runs_with_best_of_init():
                 test_loss = float(train.loss_fn(cfg)(results[best].params, test, jnp.ones(64)))
                 np.testing.assert_allclose(a["test_loss"][cell], test_loss, rtol=1e-4)
                 assert np.all(np.isnan(a["data_dim"][cell][T:])) and np.all(np.isfinite(a["data_dim"][cell][:T]))
+                assert np.all(a["hidden"][cell][T:] == 0)
+                h = np.asarray(x) @ np.asarray(results[best].params["W"]).T
+                np.testing.assert_allclose(a["hidden"][cell][:T], h, rtol=1e-4, atol=1e-6)
 
 
 def test_a_diverging_run_is_flagged_and_the_others_keep_their_results():
@@ -107,3 +110,13 @@ def test_bad_config():
         train.TrainConfig(n_features=10, n_hidden=0)
     with pytest.raises(ValueError, match="steps.*-5"):
         train.TrainConfig(n_features=10, steps=-5)
+
+
+def test_same_seed_and_settings_give_identical_numbers():
+    cfg = train.TrainConfig(n_features=30, n_hidden=2, steps=20, n_history=4)
+    sweep = Sweep(T=(4, 9), sparsity=0.8, data_seeds=2, n_test=16)
+    first, second = (run_sweep(cfg, sweep, progress=False).arrays for _ in range(2))
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+    other = run_sweep(cfg, Sweep(T=(4, 9), sparsity=0.8, data_seeds=2, n_test=16, seed=1), progress=False).arrays
+    assert not np.allclose(other["W"], first["W"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 #: name -> module under ``jaxmem.experiments``
-REGISTRY = {"smdd": "smdd"}
+REGISTRY = {"smdd": "smdd", "dstar-smdd": "dstar_smdd"}
 
 
 def get(name: str):

@@ -74,7 +74,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
                "wall_seconds": timing[0], "compile_seconds": timing[1], "config": config,
                "results": summarize(arrays, sweep, cfg, timing[2])}
     results.save_json(summary_path, summary)
-    draw(arrays, cfg, out)
+    draw(arrays, cfg, sweep.sparsity, out)
     return summary
 
 
@@ -106,6 +106,7 @@ def summarize(arrays: dict, sweep: Sweep, cfg: TrainConfig, pad: float) -> dict:
     peak = int(np.nanargmax(test))
     T0 = sweep.T[0]
     small_dev = np.abs(a["data_dim"][0][:, :T0] * T0 / cfg.n_hidden - 1.0)
+    h0 = a["hidden"][0][:, :T0]
     diverged = [{"T": sweep.T[c[0]], "lr": sweep.lr[c[1]], "weight_decay": sweep.weight_decay[c[2]],
                  "init_scale": sweep.init_scale[c[3]], "data_seed": int(c[4])}
                 for c in zip(*np.nonzero(arrays["diverged"]))]
@@ -118,24 +119,41 @@ def summarize(arrays: dict, sweep: Sweep, cfg: TrainConfig, pad: float) -> dict:
         "test_loss_lower_at_largest_T": bool(test[-1] < test[peak]),
         "smallest_T_data_dim_max_rel_error": float(np.nanmax(small_dev)),
         "smallest_T_data_dim_within_10pct": bool(np.nanmax(small_dev) <= 0.1),
+        **({"smallest_T_angle_gap_max_error_deg": float(np.max(np.abs(polygon_gaps(h0) - 360.0 / T0))),
+            "smallest_T_norm_ratio_max": float(np.max(np.linalg.norm(h0, axis=-1).max(-1)
+                                                      / np.linalg.norm(h0, axis=-1).min(-1)))}
+           if cfg.n_hidden == 2 else {}),
+        "zero_output_loss": zero_output_loss(cfg, sweep.sparsity),
         "pad_ratio": pad,
         "n_diverged": len(diverged),
         "diverged": diverged,
     }
 
 
+def polygon_gaps(h_SxTx2) -> np.ndarray:
+    """Angles (degrees) between angularly consecutive 2-D hidden vectors, ``[S, T]``;
+    a regular T-gon has every gap ``360 / T``."""
+    angles = np.sort(np.degrees(np.arctan2(h_SxTx2[..., 1], h_SxTx2[..., 0])), axis=-1)
+    return np.diff(np.concatenate([angles, angles[..., :1] + 360.0], axis=-1), axis=-1)
+
+
 def _mean(x) -> float:
     return float(np.nanmean(x))
 
 
-def draw(arrays: dict, cfg: TrainConfig, out: Path) -> None:
+def zero_output_loss(cfg: TrainConfig, sparsity: float) -> float:
+    """Expected loss of the all-zero output: ``E ||x||^2 = 1 - S^n`` for unit-norm rows."""
+    nonzero_rows = 1.0 - sparsity**cfg.n_features
+    return nonzero_rows / cfg.n_features if cfg.reduction == "mean" else nonzero_rows
+
+
+def draw(arrays: dict, cfg: TrainConfig, sparsity: float, out: Path) -> None:
     a, T = _cells(arrays), [int(t) for t in arrays["T"]]
     figures.dimensionality(T, a["feature_dim"], a["data_dim"], cfg.n_hidden, out / "dimensionality.png")
     pick = sorted(set(np.round(np.linspace(0, len(T) - 1, min(8, len(T)))).astype(int)))
     for shared, name in ((True, "vectors_shared_scale.png"), (False, "vectors_per_panel.png")):
         figures.vectors([T[i] for i in pick], a["W"][pick, 0], a["hidden"][pick, 0], out / name, shared)
-    figures.curve_vs_T(T, {"test loss": a["test_loss"], "train loss": a["train_loss"]}, "loss",
-                       "Test and train loss vs T (double descent)", out / "test_loss.png", logy=True)
+    figures.loss_vs_T(T, a["test_loss"], a["train_loss"], zero_output_loss(cfg, sparsity), out / "test_loss.png")
     figures.curve_vs_T(T, {"||W||_F": np.sqrt(np.sum(a["W"] ** 2, axis=(-2, -1))),
                            "||b||": np.sqrt(np.sum(a["b"] ** 2, axis=-1))},
                        "norm", "Weight and bias norms vs T", out / "norms.png")

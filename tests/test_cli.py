@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxmem import cli, results
+from jaxmem.experiments import smdd
+from jaxmem.sweep import Sweep
+from jaxmem.train import TrainConfig
+
+TINY = (TrainConfig(n_features=60, n_hidden=2, steps=60, n_history=10),
+        Sweep(T=(3, 8, 20, 50), sparsity=0.9, data_seeds=2, n_test=200))
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setitem(smdd.PRESETS, "tiny", TINY)
+
+
+def test_smdd_writes_summary_arrays_and_figures(tiny, tmp_path):
+    assert cli.main(["reproduce", "smdd", "--preset", "tiny", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("experiment", "preset", "backend", "devices", "n_runs", "wall_seconds", "compile_seconds"):
+        assert key in summary
+    assert summary["n_runs"] == 8 and summary["config"]["T"] == [3, 8, 20, 50]
+    for key in ("n_features", "n_hidden", "sparsity", "steps"):
+        assert key in summary["config"]
+    by_T = summary["results"]["by_T"]
+    assert [r["T"] for r in by_T] == [3, 8, 20, 50]
+    arrays = results.load_arrays(tmp_path / "runs.npz")
+    W_norm = np.sqrt((arrays["W"][:, 0, 0, 0] ** 2).sum((-2, -1))).mean(-1)
+    np.testing.assert_allclose([r["W_norm"] for r in by_T], W_norm, rtol=1e-5)
+    assert summary["results"]["W_norm_peak_T"] == [3, 8, 20, 50][int(np.argmax(W_norm))]
+    for name in ("dimensionality", "vectors_shared_scale", "vectors_per_panel", "test_loss", "norms"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_resume_reuses_saved_results_and_refuses_another_config(tiny, tmp_path):
+    first = smdd.run("tiny", tmp_path)
+    again = smdd.run("tiny", tmp_path, resume=True)
+    assert again["wall_seconds"] == first["wall_seconds"] and again["results"] == first["results"]
+    with pytest.raises(ValueError, match="another config"):
+        smdd.run("tiny", tmp_path, seeds=3, resume=True)
+
+
+def test_unknown_names_are_named_in_the_error(capsys):
+    assert cli.main(["reproduce", "nonsense", "--out", "x"]) == 2
+    assert "'nonsense'" in capsys.readouterr().err
+    assert cli.main(["reproduce", "smdd", "--preset", "huge", "--out", "x"]) == 2
+    assert "'huge'" in capsys.readouterr().err
+    assert cli.main(["reproduce", "smdd", "--seeds", "0", "--out", "x"]) == 2
+    assert "--seeds must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_list_names_every_experiment():
+    out = subprocess.run([sys.executable, "-m", "jaxmem.cli", "list"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("smdd ") or "\nsmdd " in out.stdout
+
+
+def test_dstar_smdd_from_a_saved_sweep(tiny, tmp_path):
+    from jaxmem.experiments import dstar_smdd
+
+    smdd.run("tiny", tmp_path / "sweep")
+    summary = dstar_smdd.run("tiny", tmp_path / "dstar", source=tmp_path / "sweep")
+    hidden = results.load_arrays(tmp_path / "sweep" / "runs.npz")["hidden"][:, 0, 0, 0]
+    for i, row in enumerate(summary["results"]["by_T"]):
+        for check in row["sum_check"]:
+            h = hidden[i, check["seed"], : row["T"]].astype(np.float64)
+            assert check["rank"] == np.linalg.matrix_rank(h)
+            assert abs(check["total"] - check["rank"]) < 1e-3 and check["converged"]
+    assert (tmp_path / "dstar" / "dstar_curves.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="not an smdd run"):
+        dstar_smdd.run("tiny", tmp_path / "again", source=tmp_path / "dstar")
+    assert cli.main(["reproduce", "smdd", "--from", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
