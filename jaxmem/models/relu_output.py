@@ -26,7 +26,10 @@ def init(key, n_features: int, n_hidden: int, scale=1.0) -> dict:
 
 
 def hidden(params, x, hidden_relu: bool = False):
-    """``h = W x`` (``ReLU(W x)`` with ``hidden_relu``): ``[..., n] -> [..., m]``."""
+    """``h = W x`` (``ReLU(W x)`` with ``hidden_relu``): ``[..., n] -> [..., m]``;
+    ``x`` may also be ``SparseRows`` ``[..., T, k]``."""
+    if isinstance(x, SparseRows):
+        return hidden_sparse(params, x, hidden_relu)
     h = jnp.einsum("mn,...n->...m", params["W"], x)
     return jax.nn.relu(h) if hidden_relu else h
 
