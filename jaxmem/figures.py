@@ -130,3 +130,106 @@ def dstar_curves(T, dstar, path):
     norm = matplotlib.colors.LogNorm(vmin=min(T), vmax=max(T))
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=[ax_raw, ax_unit], label="dataset size T")
     _save(fig, path)
+
+
+def latent_zones(ax, W, b, title, extent=None):
+    """Columns of ``W [2, n]`` as arrows over the hidden plane, each point coloured by the
+    output with the largest positive pre-activation ``W_i . h + b_i`` (white: none)."""
+    n = W.shape[1]
+    lim = extent or 1.3 * max(np.linalg.norm(W, axis=0).max(), 1e-3)
+    g = np.linspace(-lim, lim, 301)
+    hx, hy = np.meshgrid(g, g)
+    pre = np.einsum("mi,mxy->ixy", W, np.stack([hx, hy])) + (0 if b is None else b[:, None, None])
+    zone = np.where(pre.max(0) > 0, pre.argmax(0), -1).astype(float)
+    cmap = plt.get_cmap("tab20", 20)
+    ax.imshow(np.ma.masked_less(zone, 0), origin="lower", extent=(-lim, lim, -lim, lim), cmap=cmap,
+              vmin=0, vmax=19, alpha=0.35, interpolation="nearest")
+    for i in range(n):
+        ax.annotate("", xy=W[:, i], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=cmap(i), lw=1.8))
+        ax.text(*(W[:, i] * 1.08), str(i), fontsize=7, ha="center", va="center")
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=title)
+    ax.tick_params(labelsize=7)
+
+
+def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
+    """The figures of ``opt-failure`` (see ``jaxmem.experiments.opt_failure``)."""
+    from jaxmem import construct, identity
+
+    # 1. an example of each class, with its latent zones
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
+    for c, name in enumerate(identity.CLASSES):
+        found = None
+        for n in ([cfg.escape_n] + [m for m in cfg.ns if m != cfg.escape_n]):
+            hits = np.argwhere(saved[f"n{n}_cls"] == c)
+            if len(hits):
+                idx = tuple(hits[0])
+                found = (saved[f"n{n}_W"][idx], saved[f"n{n}_b"][idx],
+                         f"{name.replace('_', ' ')} (trained, n={n}, "
+                         f"{cfg.optimizers[idx[0]][0]}, init x{cfg.init_scales[idx[1]]:g})")
+                break
+        if found is None and name == "symmetric_failure":
+            p = construct.symmetric_failure(cfg.escape_n)
+            found = (p["W"], p["b"], f"symmetric failure (constructed, n={cfg.escape_n}; none trained)")
+        if found is None:
+            axes[c].axis("off")
+            axes[c].set_title(f"{name}: no run")
+            continue
+        latent_zones(axes[c], found[0], found[1], found[2])
+        axes[c].title.set_fontsize(9)
+    fig.suptitle("Columns of W and latent zones (which output fires where in the hidden plane)")
+    _save(fig, out / "columns_by_class.png")
+
+    # 2. failure rate vs n with 95% Wilson intervals
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, _ in cfg.optimizers:
+        for scale in cfg.init_scales:
+            rows = [r for r in by_n if r["optimizer"] == name and r["init_scale"] == scale]
+            ns = np.array([r["n"] for r in rows])
+            fails = np.array([r["failure_rate"] * r["n_seeds"] for r in rows])
+            trials = np.array([r["n_seeds"] for r in rows])
+            lo, hi = identity.wilson_interval(fails, trials)
+            rate = fails / trials
+            ax.errorbar(ns, rate, yerr=[np.maximum(rate - lo, 0), np.maximum(hi - rate, 0)], marker="o", capsize=3,
+                        label=f"{name}, init x{scale:g}")
+    ax.set(xlabel="n (features)", ylabel="failure rate (not perfect)", ylim=(-0.02, 1.02),
+           title=f"Failure rate vs n ({cfg.seeds} seeds each, 95% Wilson intervals)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, out / "failure_rate.png")
+
+    # 3. bias of dead columns vs 1/n
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for n in cfg.ns:
+        db = saved[f"n{n}_dead_bias"]
+        db = db[np.isfinite(db)]
+        ax.scatter(np.full(db.size, n) + np.random.default_rng(n).uniform(-0.15, 0.15, db.size), db,
+                   s=8, alpha=0.5, color="tab:red")
+    grid = np.linspace(min(cfg.ns), max(cfg.ns), 100)
+    ax.plot(grid, 1 / grid, "k--", label="1/n (mean of the target)")
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.set(xlabel="n", ylabel="bias of dead columns", title="Bias of dead columns of W vs 1/n (all runs)")
+    ax.legend(fontsize=8)
+    _save(fig, out / "dead_bias.png")
+
+    # 4. escape map
+    rec = saved["escape_recovered"].astype(float)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    im = ax.imshow(rec.T, origin="lower", cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(cfg.escape_bias)), [f"{v:+.2f}" for v in cfg.escape_bias], rotation=60, fontsize=7)
+    ax.set_yticks(range(len(cfg.escape_weight)), [f"{v:g}" for v in cfg.escape_weight])
+    ax.set(xlabel="offset added to b_dead (starts at 1/n)", ylabel="|W_dead| / |W_live|",
+           title=f"Escape from the symmetric failure (n={cfg.escape_n}, {cfg.escape_steps} steps): "
+                 "green = recovered", )
+    ax.title.set_fontsize(9)
+    fig.colorbar(im, ax=ax, ticks=[0, 1])
+    _save(fig, out / "escape.png")
+
+    # 5. the no-bias bound
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for n in cfg.ns:
+        c = saved[f"n{n}_no_bias_reconstructed"]
+        ax.scatter(np.full(c.size, n) + np.random.default_rng(n).uniform(-0.15, 0.15, c.size), c, s=10, alpha=0.5)
+    ax.axhline(4, color="k", ls="--", label="2m = 4")
+    ax.set(xlabel="n", ylabel="one-hots reconstructed", title="Without bias: ReLU(W^T W x) reconstructs at most 2m")
+    ax.legend(fontsize=8)
+    _save(fig, out / "no_bias.png")

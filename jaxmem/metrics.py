@@ -38,5 +38,7 @@ def weight_norm(params):
 
 
 def bias_norm(params):
-    """``||b||_2``, ``[...]``."""
+    """``||b||_2``, ``[...]`` (0 for a model without bias)."""
+    if "b" not in params:
+        return jnp.zeros(params["W"].shape[:-2])
     return jnp.sqrt(jnp.sum(params["b"] ** 2, axis=-1))

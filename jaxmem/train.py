@@ -15,6 +15,8 @@ import optax
 
 from jaxmem.models import relu_output
 
+SCHEDULES = ("cosine", "constant")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -22,7 +24,8 @@ class TrainConfig:
 
     Defaults are SMDD's (SPEC §1): 50,000 full-batch AdamW steps, 5% linear warm-up
     then half-cosine decay to 0, Adam betas (0.9, 0.999), eps 1e-8, loss summed over
-    features. ``n_history`` is how many evenly spaced train losses are kept.
+    features. ``schedule="constant"`` keeps the lr at its peak after the warm-up.
+    ``n_history`` is how many evenly spaced train losses are kept.
     """
 
     n_features: int
@@ -34,6 +37,8 @@ class TrainConfig:
     eps: float = 1e-8
     reduction: str = "sum"
     hidden_relu: bool = False
+    use_bias: bool = True
+    schedule: str = "cosine"
     n_history: int = 200
 
     def __post_init__(self):
@@ -43,6 +48,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= self.warmup_frac < 1.0:
             raise ValueError(f"warmup_frac must lie in [0, 1), got {self.warmup_frac!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.reduction not in relu_output.REDUCTIONS:
             raise ValueError(f"reduction must be one of {relu_output.REDUCTIONS}, got {self.reduction!r}")
 
@@ -88,6 +95,8 @@ def unit_schedule(cfg: TrainConfig) -> optax.Schedule:
     Multiplying by a traced peak lr keeps the schedule vmappable
     (``optax.warmup_cosine_decay_schedule`` branches in Python on its peak).
     """
+    if cfg.schedule == "constant":
+        return optax.linear_schedule(0.0, 1.0, max(cfg.warmup_steps, 1))
     return optax.warmup_cosine_decay_schedule(0.0, 1.0, cfg.warmup_steps, cfg.steps, 0.0)
 
 
@@ -111,8 +120,10 @@ def loss_fn(cfg: TrainConfig):
     return loss
 
 
-def init_state(cfg: TrainConfig, hyper: Hyper, key) -> TrainState:
-    params = relu_output.init(key, cfg.n_features, cfg.n_hidden, hyper.init_scale)
+def init_state(cfg: TrainConfig, hyper: Hyper, key=None, params=None) -> TrainState:
+    """Optimiser state around ``params``, or around ``relu_output.init(key)``."""
+    if params is None:
+        params = relu_output.init(key, cfg.n_features, cfg.n_hidden, hyper.init_scale, cfg.use_bias)
     return TrainState(params, optimizer(cfg, hyper).init(params))
 
 
@@ -154,7 +165,12 @@ def train(cfg: TrainConfig, hyper: Hyper, key, x, weights=None) -> TrainResult:
     ``weights [T]`` (1 for real rows, 0 for padding) makes the loss
     ``sum(w * l) / sum(w)``, so sets of different sizes share one padded shape.
     """
+    return fit(cfg, hyper, init_state(cfg, hyper, key).params, x, weights)
+
+
+def fit(cfg: TrainConfig, hyper: Hyper, params, x, weights=None) -> TrainResult:
+    """``train``, starting from given ``params`` instead of a fresh init."""
     if weights is None:
         weights = jnp.ones(jax.tree.leaves(x)[0].shape[0])
-    state, history = advance(cfg, hyper, init_state(cfg, hyper, key), x, weights, cfg.n_records)
+    state, history = advance(cfg, hyper, init_state(cfg, hyper, params=params), x, weights, cfg.n_records)
     return finish(cfg, state, history, x, weights)

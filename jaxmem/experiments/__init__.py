@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 #: name -> module under ``jaxmem.experiments``
-REGISTRY = {"smdd": "smdd", "dstar-smdd": "dstar_smdd"}
+REGISTRY = {"smdd": "smdd", "dstar-smdd": "dstar_smdd", "opt-failure": "opt_failure"}
 
 
 def get(name: str):

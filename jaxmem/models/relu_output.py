@@ -14,15 +14,16 @@ from jaxmem.data import SparseRows
 REDUCTIONS = ("sum", "mean")
 
 
-def init(key, n_features: int, n_hidden: int, scale=1.0) -> dict:
-    """Xavier-normal ``W`` (std ``sqrt(2 / (m + n))``, times ``scale``) and ``b = 0``."""
+def init(key, n_features: int, n_hidden: int, scale=1.0, bias: bool = True) -> dict:
+    """Xavier-normal ``W`` (std ``sqrt(2 / (m + n))``, times ``scale``) and ``b = 0``;
+    ``bias=False`` leaves ``b`` out (the model is then ``ReLU(W^T W x)``)."""
     if int(n_features) != n_features or n_features < 1:
         raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
     if int(n_hidden) != n_hidden or n_hidden < 1:
         raise ValueError(f"n_hidden must be a positive integer, got {n_hidden!r}")
     std = jnp.sqrt(2.0 / (n_hidden + n_features)) * scale
     W_MxN = std * jax.random.normal(key, (int(n_hidden), int(n_features)))
-    return {"W": W_MxN, "b": jnp.zeros((int(n_features),))}
+    return {"W": W_MxN, "b": jnp.zeros((int(n_features),))} if bias else {"W": W_MxN}
 
 
 def hidden(params, x, hidden_relu: bool = False):
@@ -37,7 +38,9 @@ def hidden(params, x, hidden_relu: bool = False):
 def decode(params, h):
     """``ReLU(W^T h + b)``: ``[..., m] -> [..., n]``."""
     z = jnp.einsum("mn,...m->...n", params["W"], h)
-    return jax.nn.relu(z + jnp.broadcast_to(params["b"], z.shape))
+    if "b" in params:
+        z = z + jnp.broadcast_to(params["b"], z.shape)
+    return jax.nn.relu(z)
 
 
 def apply(params, x, hidden_relu: bool = False):
@@ -71,9 +74,8 @@ def example_losses_sparse(params, rows: SparseRows, reduction="sum", hidden_relu
     if hidden_relu:
         h_TxM = jax.nn.relu(h_TxM)
     y_TxN = decode(params, h_TxM)
-    y_at_TxK = jax.nn.relu(
-        jnp.einsum("m...k,...m->...k", W_at_MxTxK, h_TxM) + params["b"][rows.indices]
-    )
+    z_at_TxK = jnp.einsum("m...k,...m->...k", W_at_MxTxK, h_TxM)
+    y_at_TxK = jax.nn.relu(z_at_TxK + params["b"][rows.indices] if "b" in params else z_at_TxK)
     err = (
         jnp.sum(y_TxN**2, axis=-1)
         - 2.0 * jnp.sum(rows.values * y_at_TxK, axis=-1)
