@@ -233,3 +233,68 @@ def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
     ax.set(xlabel="n", ylabel="one-hots reconstructed", title="Without bias: ReLU(W^T W x) reconstructs at most 2m")
     ax.legend(fontsize=8)
     _save(fig, out / "no_bias.png")
+
+
+def phase_diagram(T, ms, test_loss_TxM, zero_loss, out) -> None:
+    """Test loss over (T, m) as a heatmap, and as one line per m against T."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    im = ax.imshow(test_loss_TxM.T, origin="lower", aspect="auto", cmap="magma_r")
+    ax.set_xticks(range(len(T)), [str(t) for t in T], rotation=45)
+    ax.set_yticks(range(len(ms)), [str(m) for m in ms])
+    ax.set(xlabel="training set size T", ylabel="hidden size m",
+           title="Test loss over dataset size and hidden size (mean over seeds)")
+    for i in range(len(T)):
+        for j in range(len(ms)):
+            ax.text(i, j, f"{test_loss_TxM[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                    color="white" if test_loss_TxM[i, j] > np.nanmedian(test_loss_TxM) else "black")
+    fig.colorbar(im, ax=ax, label="test loss")
+    _save(fig, out / "phase_heatmap.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = plt.cm.viridis(np.linspace(0, 1, len(ms)))
+    for j, m in enumerate(ms):
+        ax.plot(T, test_loss_TxM[:, j], "o-", ms=3, color=colors[j], label=f"m = {m}")
+    ax.axhline(zero_loss, color="gray", ls=":", lw=1, label="all-zero output")
+    ax.set(xscale="log", xlabel="training set size T", ylabel="test loss",
+           title="Test loss vs T, one line per hidden size m")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, out / "phase_lines.png")
+
+
+def curves_by_variant(x_by_variant: dict, y_by_variant: dict, xlabel: str, ylabel: str, title: str, path,
+                      logy: bool = False, vline: float | None = None, vline_label: str = ""):
+    """One line (mean over seeds, dots per seed) per variant: ``y [len(x), seeds]``."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(y_by_variant)))
+    for color, (label, y) in zip(colors, y_by_variant.items()):
+        x = np.asarray(x_by_variant[label], float)
+        ax.plot(x, np.nanmean(y, axis=1), "o-", ms=3, color=color, label=label)
+        for s in range(y.shape[1]):
+            ax.scatter(x, y[:, s], s=6, alpha=0.35, color=color)
+    if vline is not None:
+        ax.axvline(vline, color="gray", ls="--", lw=1, label=vline_label)
+    ax.set(xscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def repeat_map(T, Rs, stored_TxR, n_features, path):
+    """Fraction of seeds whose repeated point is stored, over (T, R), with R = 0.4 T / n."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    im = ax.imshow(stored_TxR.T, origin="lower", aspect="auto", cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(T)), [str(t) for t in T], rotation=45)
+    ax.set_yticks(range(len(Rs)), [str(r) for r in Rs])
+    # the line R = 0.4 T / n, drawn in the heatmap's index coordinates
+    t_grid = np.geomspace(min(T), max(T), 200)
+    x_idx = np.interp(np.log(t_grid), np.log(T), np.arange(len(T)))
+    y_idx = np.interp(0.4 * t_grid / n_features, Rs, np.arange(len(Rs)), left=np.nan, right=np.nan)
+    ax.plot(x_idx, y_idx, "r--", lw=1.5, label="R = 0.4 T / n (Jermyn)")
+    ax.set(xlabel="training set size T", ylabel="repeats R of one datapoint",
+           title="Is the repeated datapoint stored? (fraction of seeds)")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.colorbar(im, ax=ax, label="stored fraction")
+    _save(fig, path)

@@ -9,17 +9,19 @@ because XLA:CPU lowers batched thin matmuls poorly (see benchmarks/RESULTS.md).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import math
 import os
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmem import data, metrics
+from jaxmem import data, metrics, results
 from jaxmem.buckets import Bucket, pad_ratio, plan_buckets
 from jaxmem.models import relu_output
 from jaxmem.progress import Progress
@@ -42,8 +44,13 @@ class Sweep:
     n_test: int = 10_000
     seed: int = 0
     max_pad_ratio: float = 1.3
+    repeat: tuple[int, int] = (0, 1)  # (points, R): the first points appear R times in each set
 
     def __post_init__(self):
+        points, R = self.repeat
+        if points < 0 or R < 1 or any(points * R > T for T in self.T):
+            raise ValueError(f"repeat={self.repeat!r}: cannot repeat {points} points {R} times "
+                             f"in a set of T = {min(self.T)}")
         for T in self.T:
             if int(T) != T or T < 1:
                 raise ValueError(f"dataset size T must be a positive integer, got {T!r}")
@@ -96,17 +103,28 @@ def dataset_key(data_root, T: int, data_seed: int):
 
 
 def runs_per_batch(n_runs: int, elements_per_run: float, backend: str | None = None,
-                   memory_bytes: float | None = None) -> int:
-    """How many runs to vmap together: fit ~6 float32 copies of ``T x n`` per run in half
-    the memory; on CPU vmap only while a batch stays under 10^6 elements (larger runs go
-    one after another, which measured fastest there, see benchmarks/RESULTS.md)."""
+                   memory_bytes: float | None = None, label: str = "one run") -> int:
+    """How many runs to vmap together: fit ``BYTES_PER_ELEMENT`` per ``T x n`` element of
+    each run in half the memory; on CPU vmap only while a batch stays under 10^6 elements
+    (larger runs go one after another, which measured fastest there, see
+    benchmarks/RESULTS.md). Raises ``ValueError`` when one run alone cannot fit.
+    """
     backend = backend or jax.default_backend()
-    if memory_bytes is None:
-        memory_bytes = _device_memory()
-    fit = max(1, int(0.5 * memory_bytes // (6 * 4 * elements_per_run)))
+    budget = 0.5 * (_device_memory() if memory_bytes is None else memory_bytes)
+    need = BYTES_PER_ELEMENT * elements_per_run
+    if need > budget:
+        raise ValueError(f"{label} needs about {need / 2**30:.1f} GiB, more than the "
+                         f"{budget / 2**30:.1f} GiB this device allows a batch; use fewer "
+                         "rows or features per run, or a device with more memory")
+    fit = int(budget // need)
     if backend == "cpu":
         fit = min(fit, max(1, int(1e6 // elements_per_run)))
     return max(1, min(n_runs, fit))
+
+
+#: bytes of device memory per element of a run's ``T x n``: about six float32 copies
+#: (pre-activations, outputs and their gradients, the dense input).
+BYTES_PER_ELEMENT = 24
 
 
 def _device_memory() -> float:
@@ -140,9 +158,15 @@ def _bucket_runs(sweep: Sweep, bucket: Bucket, init_root):
 def _programs(cfg: TrainConfig, sweep: Sweep, T_pad: int, k: int, batch: int, chunk_records: int, dense: bool):
     """The jitted pieces of one bucket; shapes depend only on (T_pad, k, run count)."""
 
-    def one_dataset(key):
+    def one_dataset(key, n_rows):
         rows, _ = data._sparse_chunks(key, 1, T_pad, cfg.n_features, sweep.sparsity, True, k)
         rows = jax.tree.map(lambda a: a[0], rows)
+        points, R = sweep.repeat
+        if points * (R - 1) > 0:  # as data.repeat_points, on the first n_rows rows
+            first_copy = n_rows - points * (R - 1)
+            row = jnp.arange(T_pad)
+            copy = (row >= first_copy) & (row < n_rows)
+            rows = jax.tree.map(lambda a: a[jnp.where(copy, (row - first_copy) % points, row)], rows)
         return data.to_dense(rows, cfg.n_features) if dense else rows
 
     def run_data(spec, sets):
@@ -176,7 +200,7 @@ def _programs(cfg: TrainConfig, sweep: Sweep, T_pad: int, k: int, batch: int, ch
 
         return _map_runs(one, (states, histories, specs), batch)
 
-    make_sets = jax.jit(jax.vmap(one_dataset))
+    make_sets = jax.jit(jax.vmap(one_dataset))  # over (key, T) of the bucket's datasets
     return make_sets, jax.jit(start), jax.jit(step_chunk, donate_argnums=0), jax.jit(evaluate)
 
 
@@ -198,14 +222,21 @@ def use_dense(rows: int, n_features: int, sparsity: float) -> bool:
 
 
 def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None = None,
-              runs_batch: int | None = None, chunks: int = 10, dense: bool | None = None) -> SweepResult:
+              runs_batch: int | None = None, chunks: int = 10, dense: bool | None = None,
+              checkpoint_dir=None, memory_bytes: float | None = None) -> SweepResult:
     """Train every run of ``sweep``; return numpy arrays on the sweep grid.
 
     ``arrays`` holds per cell (best init seed): ``W [.., m, n]``, ``b [.., n]``,
     ``train_loss``, ``test_loss``, ``history [.., n_records]``, ``diverged``,
     ``hidden [.., T_max, m]`` (rows past T are 0, which leaves the dimensionality and D*
-    of the real rows unchanged, so metrics apply to the whole array at once), ``data_dim [.., T_max]`` (NaN past T),
-    ``feature_dim [.., n]``, ``best_init`` and ``init_train_loss [.., init_seeds]``.
+    of the real rows unchanged, so metrics apply to the whole array at once),
+    ``data_dim [.., T_max]`` (NaN past T), ``feature_dim [.., n]``, ``best_init`` and
+    ``init_train_loss [.., init_seeds]``.
+
+    With ``checkpoint_dir``, each bucket's results are saved there (atomically) as soon
+    as it finishes, and buckets already saved for the same settings are loaded instead
+    of trained: a killed sweep picks up where it stopped, with the same final numbers.
+    ``memory_bytes`` (default: the device's) bounds how many runs are vmapped at once.
     """
     t_start = time.perf_counter()
     buckets = plan_buckets(sweep.T, sweep.max_pad_ratio)
@@ -218,7 +249,6 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
     total_work = sum(b.padded * len(b.sizes) for b in buckets) * runs_per_T * cfg.steps
     if not isinstance(progress, Progress):
         progress = Progress(total_work, enabled=progress)
-    chunk_records = cfg.n_records // _divisor_near(cfg.n_records, chunks)
     T_max = max(sweep.T)
     shape = sweep.grid_shape + (sweep.init_seeds,)
     out: dict[str, np.ndarray] = {}
@@ -227,33 +257,20 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
 
     for ib, bucket in enumerate(buckets):
         specs, cells, pairs = _bucket_runs(sweep, bucket, init_root)
-        n_runs = len(cells)
-        batch = runs_batch or runs_per_batch(n_runs, bucket.padded * cfg.n_features)
-        dense_bucket = use_dense(bucket.padded, cfg.n_features, sweep.sparsity) if dense is None else dense
-        make_sets, start, step_chunk, evaluate = _programs(cfg, sweep, bucket.padded, k, batch, chunk_records,
-                                                           dense_bucket)
-        t0 = time.perf_counter()
-        set_keys = jnp.stack([dataset_key(data_root, T, s) for T, s in pairs])
-        make_sets = make_sets.lower(set_keys).compile()
-        start = start.lower(specs).compile()
-        sets, states = make_sets(set_keys), start(specs)
-        step_chunk = step_chunk.lower(states, specs, sets).compile()
-        history_shape = jax.ShapeDtypeStruct((n_runs, cfg.n_records), jnp.float32)
-        evaluate = evaluate.lower(states, history_shape, specs, sets, test).compile()
-        compile_seconds += time.perf_counter() - t0
-        histories, bucket_start = [], train_seconds
-        for c in range(cfg.n_records // chunk_records):
-            t0 = time.perf_counter()
-            states, losses = step_chunk(states, specs, sets)
-            histories.append(jax.block_until_ready(losses))
-            train_seconds += time.perf_counter() - t0
-            done = (c + 1) * chunk_records * cfg.log_every
-            progress.update(bucket.padded * n_runs * chunk_records * cfg.log_every,
-                            f"bucket {ib + 1}/{len(buckets)} T={bucket.sizes[0]}..{bucket.sizes[-1]} "
-                            f"({n_runs} runs x {bucket.padded} rows) step {done}/{cfg.steps}")
-        bucket_seconds.append(train_seconds - bucket_start)
-        results = jax.device_get(evaluate(states, jnp.concatenate(histories, axis=1), specs, sets, test))
-        for name, value in results.items():
+        path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"bucket-{_fingerprint(cfg, sweep, bucket, dense)}.npz"
+        if path is not None and path.exists():
+            bucket_results = results.load_arrays(path)
+            progress.update(bucket.padded * len(cells) * cfg.steps, f"bucket {ib + 1}/{len(buckets)} loaded from {path}")
+            bucket_seconds.append(0.0)
+        else:
+            label = f"bucket {ib + 1}/{len(buckets)} T={bucket.sizes[0]}..{bucket.sizes[-1]}"
+            bucket_results, c_s, t_s = _train_bucket(cfg, sweep, bucket, specs, pairs, test, k, data_root,
+                                                     runs_batch, chunks, dense, memory_bytes, progress, label)
+            compile_seconds, train_seconds = compile_seconds + c_s, train_seconds + t_s
+            bucket_seconds.append(t_s)
+            if path is not None:
+                results.save_arrays(path, bucket_results)
+        for name, value in bucket_results.items():
             if name == "hidden":
                 value = _pad_rows(value, T_max, 0.0)
             elif name == "data_dim":
@@ -262,7 +279,7 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
                 out[name] = np.full(shape + value.shape[1:], np.nan, dtype=value.dtype if value.dtype != bool else bool)
             for r, cell in enumerate(cells):
                 out[name][cell] = value[r]
-        for r, cell in enumerate(cells):  # rows past each run's T
+        for cell in cells:  # rows past each run's T
             T = sweep.T[cell[0]]
             out["hidden"][cell][T:] = 0.0
             out["data_dim"][cell][T:] = np.nan
@@ -270,6 +287,46 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
     arrays = _best_init(out)
     return SweepResult(arrays, time.perf_counter() - t_start, compile_seconds, train_seconds,
                        bucket_seconds, pad_ratio(buckets), buckets)
+
+
+def _fingerprint(cfg: TrainConfig, sweep: Sweep, bucket: Bucket, dense) -> str:
+    """Names a bucket's checkpoint by everything its numbers depend on."""
+    text = repr((dataclasses.astuple(cfg), dataclasses.astuple(sweep), bucket, dense, jax.default_backend()))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _train_bucket(cfg, sweep, bucket, specs, pairs, test, k, data_root, runs_batch, chunks, dense,
+                  memory_bytes, progress, label):
+    """Make the bucket's data, train its runs and evaluate them: per-run numpy arrays,
+    compile seconds, training seconds."""
+    n_runs = len(specs.n_rows)
+    batch = runs_batch or runs_per_batch(n_runs, bucket.padded * cfg.n_features, memory_bytes=memory_bytes,
+                                         label=f"{label}: one run of {bucket.padded} rows x {cfg.n_features} features")
+    dense_bucket = use_dense(bucket.padded, cfg.n_features, sweep.sparsity) if dense is None else dense
+    chunk_records = cfg.n_records // _divisor_near(cfg.n_records, chunks)
+    make_sets, start, step_chunk, evaluate = _programs(cfg, sweep, bucket.padded, k, batch, chunk_records,
+                                                       dense_bucket)
+    t0 = time.perf_counter()
+    set_keys = jnp.stack([dataset_key(data_root, T, s) for T, s in pairs])
+    set_rows = jnp.array([T for T, _ in pairs], jnp.int32)
+    make_sets = make_sets.lower(set_keys, set_rows).compile()
+    start = start.lower(specs).compile()
+    sets, states = make_sets(set_keys, set_rows), start(specs)
+    step_chunk = step_chunk.lower(states, specs, sets).compile()
+    history_shape = jax.ShapeDtypeStruct((n_runs, cfg.n_records), jnp.float32)
+    evaluate = evaluate.lower(states, history_shape, specs, sets, test).compile()
+    compile_seconds = time.perf_counter() - t0
+    histories, train_seconds = [], 0.0
+    for c in range(cfg.n_records // chunk_records):
+        t0 = time.perf_counter()
+        states, losses = step_chunk(states, specs, sets)
+        histories.append(jax.block_until_ready(losses))
+        train_seconds += time.perf_counter() - t0
+        done = (c + 1) * chunk_records * cfg.log_every
+        progress.update(bucket.padded * n_runs * chunk_records * cfg.log_every,
+                        f"{label} ({n_runs} runs x {bucket.padded} rows) step {done}/{cfg.steps}")
+    bucket_results = jax.device_get(evaluate(states, jnp.concatenate(histories, axis=1), specs, sets, test))
+    return {k: np.asarray(v) for k, v in bucket_results.items()}, compile_seconds, train_seconds
 
 
 def _pad_rows(value: np.ndarray, rows: int, fill: float) -> np.ndarray:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -74,3 +75,62 @@ def test_dstar_smdd_from_a_saved_sweep(tiny, tmp_path):
     with pytest.raises(ValueError, match="not an smdd run"):
         dstar_smdd.run("tiny", tmp_path / "again", source=tmp_path / "dstar")
     assert cli.main(["reproduce", "smdd", "--from", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_bump_position_of_a_double_descent_curve():
+    from jaxmem.experiments.smdd_phase import bump_T
+
+    T = [1, 2, 3, 4, 5, 6]
+    assert bump_T(T, [3.0, 1.0, 1.2, 1.5, 1.1, 1.0]) == 4
+    assert bump_T(T, [3.0, 1.0, 1.1, 1.2, 1.3, 1.4]) == "> 6"
+    assert bump_T(T, [3.0, 2.0, 1.5, 1.2, 1.1, 1.0]) is None
+
+
+def test_smdd_phase_grid_matches_its_per_m_runs(monkeypatch, tmp_path):
+    from jaxmem.experiments import smdd_phase
+
+    monkeypatch.setitem(smdd_phase.PRESETS, "tiny", (TINY[0], TINY[1], (1, 3)))
+    summary = smdd_phase.run("tiny", tmp_path)
+    grid = np.array(summary["results"]["test_loss_grid"])
+    assert grid.shape == (4, 2) and summary["config"]["n_hidden"] == [1, 3]
+    saved = results.load_arrays(tmp_path / "runs.npz")
+    np.testing.assert_allclose(grid[:, 1], saved["m3_test_loss"][:, 0, 0, 0].mean(-1), rtol=1e-6)
+    again = smdd_phase.run("tiny", tmp_path, resume=True)
+    np.testing.assert_array_equal(again["results"]["test_loss_grid"], summary["results"]["test_loss_grid"])
+    assert again["wall_seconds"] == summary["wall_seconds"]
+    for name in ("phase_heatmap", "phase_lines"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_jump_and_sparsity_grid_scaling(monkeypatch, tmp_path):
+    from jaxmem.experiments import smdd_settings
+
+    assert smdd_settings.jump_T([1, 2, 3, 4], np.array([[0.1], [0.12], [0.3], [0.31]])) == 3.0
+    assert smdd_settings._scaled_T((10, 100), 0.995, 0.99) == (20, 200)
+    cfg, sweep = TINY
+    tiny = dict(smdd_settings.SETTINGS["smdd-sparsity"].presets, tiny=(cfg, sweep, (0.8, 0.9)))
+    monkeypatch.setitem(smdd_settings.SETTINGS, "smdd-sparsity",
+                        dataclasses.replace(smdd_settings.SETTINGS["smdd-sparsity"], presets=tiny))
+    summary = smdd_settings.run_setting("smdd-sparsity", "tiny", tmp_path)
+    rows = summary["results"]["by_variant"]
+    assert [r["variant"] for r in rows] == ["S0.8", "S0.9"]
+    # the reference sparsity is the sweep's own (0.9): S = 0.8 halves T, S = 0.9 keeps it
+    assert rows[0]["T"] == [2, 4, 10, 25] and rows[1]["T"] == [3, 8, 20, 50]
+    for r in rows:
+        assert r["jump_T"] in r["T"]
+    assert (tmp_path / "feature_dim_max.png").stat().st_size > 10_000
+
+
+def test_repeated_point_loss_matches_the_model():
+    import jax
+
+    from jaxmem.experiments.smdd_repeat import point_losses
+    from jaxmem.models import relu_output
+
+    params = relu_output.init(jax.random.key(3), 20, 2)
+    params["b"] = 0.1 * jax.random.normal(jax.random.key(4), (20,))
+    x = np.asarray(jax.random.uniform(jax.random.key(5), (20,)))
+    want = float(relu_output.example_losses(params, x))
+    got = point_losses(np.asarray(params["W"]), np.asarray(params["b"]), x)
+    np.testing.assert_allclose(got, want, rtol=1e-5)

@@ -120,3 +120,68 @@ def test_same_seed_and_settings_give_identical_numbers():
         np.testing.assert_array_equal(first[name], second[name])
     other = run_sweep(cfg, Sweep(T=(4, 9), sparsity=0.8, data_seeds=2, n_test=16, seed=1), progress=False).arrays
     assert not np.allclose(other["W"], first["W"])
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_after_a_kill_equals_the_uninterrupted_sweep(tmp_path):
+    from jaxmem.progress import Progress
+
+    cfg = train.TrainConfig(n_features=30, n_hidden=2, steps=20, n_history=4)
+    sweep = Sweep(T=(3, 4, 40, 60), sparsity=0.8, data_seeds=2, n_test=16)
+    whole = run_sweep(cfg, sweep, progress=False).arrays
+
+    class KillInSecondBucket(Progress):
+        def update(self, work, label):
+            if label.startswith("bucket 2/"):
+                raise _Killed(label)
+
+    with pytest.raises(_Killed):
+        run_sweep(cfg, sweep, progress=KillInSecondBucket(1.0, enabled=False), checkpoint_dir=tmp_path)
+    assert len(list(tmp_path.glob("bucket-*.npz"))) == 1  # the first bucket was saved
+
+    seen = []
+
+    class Record(Progress):
+        def update(self, work, label):
+            seen.append(label)
+
+    resumed = run_sweep(cfg, sweep, progress=Record(1.0, enabled=False), checkpoint_dir=tmp_path).arrays
+    assert "loaded from" in seen[0] and not any("loaded" in s for s in seen[1:])
+    for name in whole:
+        np.testing.assert_array_equal(resumed[name], whole[name])
+
+
+@pytest.mark.parametrize("elements", [1e3, 3e5, 2e7, 1e9])
+def test_memory_planner_respects_the_budget(elements):
+    from jaxmem.sweep import BYTES_PER_ELEMENT, runs_per_batch
+
+    budget = 64 * 2**30
+    for n_runs in (1, 7, 500):
+        batch = runs_per_batch(n_runs, elements, backend="gpu", memory_bytes=budget)
+        assert 1 <= batch <= n_runs
+        assert batch * BYTES_PER_ELEMENT * elements <= 0.5 * budget
+        assert batch == n_runs or (batch + 1) * BYTES_PER_ELEMENT * elements > 0.5 * budget
+
+
+def test_memory_planner_refuses_a_run_that_cannot_fit():
+    from jaxmem.sweep import runs_per_batch
+
+    with pytest.raises(ValueError, match=r"T=1e5 needs about 2235\.2 GiB, more than the 12\.0 GiB"):
+        runs_per_batch(4, 1e5 * 1e6, backend="gpu", memory_bytes=24 * 2**30, label="T=1e5")
+
+
+def test_repeated_points_in_a_sweep_match_data_repeat_points():
+    cfg = train.TrainConfig(n_features=30, n_hidden=2, steps=20, n_history=4)
+    sweep = Sweep(T=(9, 12), sparsity=0.8, data_seeds=1, n_test=16, repeat=(2, 3))
+    a = run_sweep(cfg, sweep, progress=False, runs_batch=1).arrays
+    data_root, init_root, _ = _keys(sweep)
+    for iT, T in enumerate(sweep.T):
+        x = data.repeat_points(data.sparse_features(dataset_key(data_root, T, 0), T, 30, 0.8), 2, 3)
+        key = jax.random.fold_in(dataset_key(init_root, T, 0), 0)
+        r = train.train(cfg, train.Hyper(), key, x)
+        np.testing.assert_allclose(a["W"][iT, 0, 0, 0, 0], np.asarray(r.params["W"]), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match=r"repeat=\(4, 3\): cannot repeat 4 points 3 times in a set of T = 9"):
+        Sweep(T=(9, 12), sparsity=0.8, repeat=(4, 3))

@@ -5,6 +5,7 @@ Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (SPEC §
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -66,9 +67,13 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
         timing = previous["wall_seconds"], previous["compile_seconds"], previous["results"]["pad_ratio"]
     if timing is None:
         start = time.perf_counter()
-        result = run_sweep(cfg, sweep, progress=progress)
+        checkpoints = out / "checkpoints"  # one file per finished bucket: a killed run resumes
+        if not resume:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        result = run_sweep(cfg, sweep, progress=progress, checkpoint_dir=checkpoints)
         arrays = dict(result.arrays, T=np.array(sweep.T))
         results.save_arrays(arrays_path, arrays)
+        shutil.rmtree(checkpoints, ignore_errors=True)
         timing = time.perf_counter() - start, result.compile_seconds, result.pad_ratio
     summary = {"experiment": "smdd", "preset": preset_name, **_env(), "n_runs": int(np.prod(sweep.grid_shape)) * sweep.init_seeds,
                "wall_seconds": timing[0], "compile_seconds": timing[1], "config": config,
