@@ -25,7 +25,7 @@ from jaxmem import data, metrics, results
 from jaxmem.buckets import Bucket, pad_ratio, plan_buckets
 from jaxmem.models import relu_output
 from jaxmem.progress import Progress
-from jaxmem.train import Hyper, TrainConfig, TrainState, advance, finish, init_state
+from jaxmem.train import Hyper, TrainConfig, advance, finish, init_state
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmem import construct, data, figures, identity, results, train
+from jaxmem.experiments import presets
 from jaxmem.experiments.smdd import _env
 
 DESCRIPTION = "Optimisation failure on the identity (n = 4..12, m = 2): failure rates, classes, escape"
@@ -105,14 +106,7 @@ def escape_grid(cfg: OptFailureConfig) -> dict:
 
 
 def preset(name: str, seeds: int | None = None) -> OptFailureConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    cfg = PRESETS[name]
-    if seeds is not None:
-        if seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {seeds!r}")
-        cfg = dataclasses.replace(cfg, seeds=int(seeds))
-    return cfg
+    return presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds")
 
 
 def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:

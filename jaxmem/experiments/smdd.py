@@ -4,7 +4,6 @@ Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (SPEC §
 """
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxmem import figures, metrics, results
+from jaxmem.experiments import presets
 from jaxmem.sweep import Sweep, run_sweep
 from jaxmem.train import TrainConfig
 
@@ -34,14 +34,8 @@ PRESETS = {
 
 
 def preset(name: str, seeds: int | None = None) -> tuple[TrainConfig, Sweep]:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    cfg, sweep = PRESETS[name]
-    if seeds is not None:
-        if seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {seeds!r}")
-        sweep = dataclasses.replace(sweep, data_seeds=int(seeds))
-    return cfg, sweep
+    cfg, sweep = presets.pick(PRESETS, name)
+    return cfg, presets.with_seeds(sweep, seeds)
 
 
 def config_dict(cfg: TrainConfig, sweep: Sweep) -> dict:

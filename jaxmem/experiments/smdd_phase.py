@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxmem import figures, results
+from jaxmem.experiments import presets
 from jaxmem.experiments.smdd import _env, _log_grid, config_dict, zero_output_loss
 from jaxmem.experiments.variants import diverged_runs, run_variants
 from jaxmem.sweep import Sweep
@@ -32,14 +33,8 @@ PRESETS = {
 
 
 def preset(name: str, seeds: int | None = None):
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    cfg, sweep, ms = PRESETS[name]
-    if seeds is not None:
-        if seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {seeds!r}")
-        sweep = dataclasses.replace(sweep, data_seeds=int(seeds))
-    return cfg, sweep, ms
+    cfg, sweep, ms = presets.pick(PRESETS, name)
+    return cfg, presets.with_seeds(sweep, seeds), ms
 
 
 def bump_T(T, test_loss) -> int | str | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxmem import data, figures, results
+from jaxmem.experiments import presets
 from jaxmem.experiments.smdd import _env, _log_grid, config_dict
 from jaxmem.experiments.variants import diverged_runs, run_variants
 from jaxmem.sweep import Sweep, _keys, dataset_key
@@ -37,13 +38,8 @@ def point_losses(W, b, x) -> np.ndarray:
 
 
 def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
-    if preset_name not in PRESETS:
-        raise ValueError(f"unknown preset {preset_name!r}; known: {', '.join(PRESETS)}")
-    cfg, sweep, Rs = PRESETS[preset_name]
-    if seeds is not None:
-        if seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {seeds!r}")
-        sweep = dataclasses.replace(sweep, data_seeds=int(seeds))
+    cfg, sweep, Rs = presets.pick(PRESETS, preset_name)
+    sweep = presets.with_seeds(sweep, seeds)
     out = Path(out)
     config = dict(config_dict(cfg, sweep), repeats=list(Rs), stored_fraction=STORED_FRACTION)
     variants = [(f"R{R}", cfg, dataclasses.replace(sweep, repeat=(1, R))) for R in Rs]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxmem import figures, results
+from jaxmem.experiments import presets
 from jaxmem.experiments.smdd import _env, _log_grid, config_dict
 from jaxmem.experiments.smdd_phase import bump_T
 from jaxmem.experiments.variants import diverged_runs, run_variants
@@ -72,13 +73,8 @@ SETTINGS = {
 
 def run_setting(name: str, preset_name: str, out, seeds=None, resume=False, progress=None) -> dict:
     setting = SETTINGS[name]
-    if preset_name not in setting.presets:
-        raise ValueError(f"unknown preset {preset_name!r}; known: {', '.join(setting.presets)}")
-    cfg, sweep, values = setting.presets[preset_name]
-    if seeds is not None:
-        if seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {seeds!r}")
-        sweep = dataclasses.replace(sweep, data_seeds=int(seeds))
+    cfg, sweep, values = presets.pick(setting.presets, preset_name)
+    sweep = presets.with_seeds(sweep, seeds)
     out = Path(out)
     variants = setting.variants(cfg, sweep, values)
     config = dict(config_dict(cfg, sweep), varied=name.split("-")[1], values=list(values),
