@@ -51,6 +51,12 @@ def environment() -> dict:
             "cpu": cpu_model(), "jax": jax.__version__}
 
 
+def device_info() -> dict:
+    """``backend``, ``devices`` and ``cpu``: the fields every ``summary.json`` starts with."""
+    env = environment()
+    return {"backend": env["backend"], "devices": env["devices"], "cpu": env["cpu"]}
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

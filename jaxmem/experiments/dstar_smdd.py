@@ -66,7 +66,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, s
                                     "live": int(solved.live[i, s]), "converged": bool(solved.converged[i, s])}
                                    for s in range(exact.shape[1])],
                      "solve_max_abs_error": float(np.abs(np.asarray(solved.dstar)[i][:, :t] - d).max())})
-    summary = {"experiment": "dstar-smdd", "preset": preset_name, **smdd._env(),
+    summary = {"experiment": "dstar-smdd", "preset": preset_name, **results.device_info(),
                "n_runs": int(exact.shape[0] * exact.shape[1]), "wall_seconds": time.perf_counter() - start,
                "compile_seconds": exact_compile + solve_compile, "config": {"source": str(source), "smdd": config},
                "results": {"by_T": by_T, "all_converged": bool(np.all(solved.converged)),

@@ -17,7 +17,6 @@ import numpy as np
 
 from jaxmem import construct, data, figures, identity, results, train
 from jaxmem.experiments import presets
-from jaxmem.experiments.smdd import _env
 
 DESCRIPTION = "Optimisation failure on the identity (n = 4..12, m = 2): failure rates, classes, escape"
 
@@ -154,7 +153,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
     escape = escape_grid(cfg)
     saved.update({f"escape_{k}": v for k, v in escape.items()})
     results.save_arrays(arrays_path, saved)
-    summary = {"experiment": "opt-failure", "preset": preset_name, **_env(),
+    summary = {"experiment": "opt-failure", "preset": preset_name, **results.device_info(),
                "n_runs": len(cfg.ns) * cfg.seeds * len(cfg.optimizers) * len(cfg.init_scales),
                "wall_seconds": time.perf_counter() - start,
                "compile_seconds": float(sum(saved[f"n{n}_compile_seconds"] for n in cfg.ns)),

@@ -69,17 +69,12 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
         results.save_arrays(arrays_path, arrays)
         shutil.rmtree(checkpoints, ignore_errors=True)
         timing = time.perf_counter() - start, result.compile_seconds, result.pad_ratio
-    summary = {"experiment": "smdd", "preset": preset_name, **_env(), "n_runs": int(np.prod(sweep.grid_shape)) * sweep.init_seeds,
+    summary = {"experiment": "smdd", "preset": preset_name, **results.device_info(), "n_runs": int(np.prod(sweep.grid_shape)) * sweep.init_seeds,
                "wall_seconds": timing[0], "compile_seconds": timing[1], "config": config,
                "results": summarize(arrays, sweep, cfg, timing[2])}
     results.save_json(summary_path, summary)
     draw(arrays, cfg, sweep.sparsity, out)
     return summary
-
-
-def _env() -> dict:
-    env = results.environment()
-    return {"backend": env["backend"], "devices": env["devices"], "cpu": env["cpu"]}
 
 
 def _cells(arrays: dict) -> dict:

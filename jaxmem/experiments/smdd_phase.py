@@ -12,7 +12,7 @@ import numpy as np
 
 from jaxmem import figures, results
 from jaxmem.experiments import presets
-from jaxmem.experiments.smdd import _env, _log_grid, config_dict, zero_output_loss
+from jaxmem.experiments.smdd import _log_grid, config_dict, zero_output_loss
 from jaxmem.experiments.variants import diverged_runs, run_variants
 from jaxmem.sweep import Sweep
 from jaxmem.train import TrainConfig
@@ -65,7 +65,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
         return np.stack([np.nanmean(saved[f"{label}_{name}"][:, 0, 0, 0], axis=-1) for label in labels], axis=1)
 
     test_grid = grid("test_loss")
-    summary = {"experiment": "smdd-phase", "preset": preset_name, **_env(),
+    summary = {"experiment": "smdd-phase", "preset": preset_name, **results.device_info(),
                "n_runs": len(ms) * len(sweep.T) * sweep.data_seeds,
                "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
                "config": config,

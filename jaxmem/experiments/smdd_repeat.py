@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxmem import data, figures, results
 from jaxmem.experiments import presets
-from jaxmem.experiments.smdd import _env, _log_grid, config_dict
+from jaxmem.experiments.smdd import _log_grid, config_dict
 from jaxmem.experiments.variants import diverged_runs, run_variants
 from jaxmem.sweep import Sweep, _keys, dataset_key
 from jaxmem.train import TrainConfig
@@ -46,7 +46,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
     saved = run_variants(variants, out, config, resume, progress)
     _, stored = _stored(saved, cfg, sweep, Rs, out)
     boundary = [R * cfg.n_features / 0.4 for R in Rs]  # T where R = 0.4 T / n
-    summary = {"experiment": "smdd-repeat", "preset": preset_name, **_env(),
+    summary = {"experiment": "smdd-repeat", "preset": preset_name, **results.device_info(),
                "n_runs": len(Rs) * len(sweep.T) * sweep.data_seeds,
                "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
                "config": config,

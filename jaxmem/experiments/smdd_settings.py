@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxmem import figures, results
 from jaxmem.experiments import presets
-from jaxmem.experiments.smdd import _env, _log_grid, config_dict
+from jaxmem.experiments.smdd import _log_grid, config_dict
 from jaxmem.experiments.smdd_phase import bump_T
 from jaxmem.experiments.variants import diverged_runs, run_variants
 from jaxmem.sweep import Sweep
@@ -97,7 +97,7 @@ def run_setting(name: str, preset_name: str, out, seeds=None, resume=False, prog
                          "jump_T": jump_T(T, fdim),
                          **({"jump_T_times_1_minus_S": jump_T(T, fdim) * (1 - vsweep.sparsity)}
                             if name == "smdd-sparsity" else {})})
-    summary = {"experiment": name, "preset": preset_name, **_env(),
+    summary = {"experiment": name, "preset": preset_name, **results.device_info(),
                "n_runs": sum(len(s.T) * s.data_seeds * len(s.weight_decay) for _, _, s in variants),
                "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
                "config": config, "results": {"by_variant": rows,
