@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -130,8 +131,8 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
             saved.update({f"n{n}_{k}": v for k, v in grid.items()})
             saved[f"n{n}_no_bias_reconstructed"] = no_bias_counts(cfg, n)
             results.save_arrays(arrays_path, saved)  # after every n: nothing is lost
-            if progress is not False:
-                print(f"opt-failure: n = {n} done in {time.perf_counter() - t0:.1f} s", flush=True)
+            if progress or (progress is None and sys.stderr.isatty()):
+                print(f"opt-failure: n = {n} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
         cls, dead_bias = saved[f"n{n}_cls"], saved[f"n{n}_dead_bias"]
         for io, (name, wd) in enumerate(cfg.optimizers):
             for isc, scale in enumerate(cfg.init_scales):
