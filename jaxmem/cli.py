@@ -16,6 +16,7 @@ def main(argv=None) -> int:
     rep.add_argument("--seeds", type=int, default=None, help="number of dataset seeds (default: the preset's)")
     rep.add_argument("--resume", action="store_true", help="reuse results already saved in --out")
     rep.add_argument("--from", dest="source", default=None, help="a saved run to analyse (experiments that take one)")
+    rep.add_argument("--data", default=None, help="a folder of MNIST IDX-gzip files (dstar-mnist; default: shared/data/mnist)")
     args = parser.parse_args(argv)
 
     from jaxmem import experiments  # imports jax: keep `--help` fast
@@ -33,6 +34,10 @@ def main(argv=None) -> int:
             if not getattr(module, "ACCEPTS_FROM", False):
                 raise ValueError(f"{args.name} does not take --from")
             options["source"] = args.source
+        if args.data is not None:
+            if not getattr(module, "ACCEPTS_DATA", False):
+                raise ValueError(f"{args.name} does not take --data")
+            options["data_dir"] = args.data
         summary = module.run(args.preset, args.out, seeds=args.seeds, resume=args.resume, **options)
     except ValueError as err:
         print(f"jaxmem: error: {err}", file=sys.stderr)

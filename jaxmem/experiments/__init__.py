@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 #: name -> module under ``jaxmem.experiments``
-REGISTRY = {"smdd": "smdd", "dstar-smdd": "dstar_smdd", "opt-failure": "opt_failure",
+REGISTRY = {"smdd": "smdd", "dstar-smdd": "dstar_smdd", "dstar-mnist": "dstar_mnist", "opt-failure": "opt_failure",
             "smdd-phase": "smdd_phase", "smdd-wd": "smdd_wd", "smdd-steps": "smdd_steps",
             "smdd-sparsity": "smdd_sparsity", "smdd-repeat": "smdd_repeat"}
 
