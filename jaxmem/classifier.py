@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmem.models import mlp
+from jaxmem.train import history_stride
 
 SCHEDULES = ("cosine", "constant")
 
@@ -73,10 +74,7 @@ class FitConfig:
 
     @property
     def log_every(self) -> int:
-        """Updates between history records: the largest divisor of ``steps`` that
-        keeps at least ``n_history`` records."""
-        target = max(1, self.steps // self.n_history)
-        return max(d for d in range(1, target + 1) if self.steps % d == 0)
+        return history_stride(self.steps, self.n_history)
 
     @property
     def n_records(self) -> int:

@@ -18,6 +18,13 @@ from jaxmem.models import relu_output
 SCHEDULES = ("cosine", "constant")
 
 
+def history_stride(steps: int, n_history: int) -> int:
+    """Steps between history points: the largest divisor of ``steps`` that keeps at
+    least ``n_history`` points."""
+    target = max(1, steps // n_history)
+    return max(d for d in range(1, target + 1) if steps % d == 0)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Static settings: shapes, step counts and choices that change the program.
@@ -59,10 +66,7 @@ class TrainConfig:
 
     @property
     def log_every(self) -> int:
-        """Steps between history points: the largest divisor of ``steps`` that keeps
-        at least ``n_history`` points."""
-        target = max(1, self.steps // self.n_history)
-        return max(d for d in range(1, target + 1) if self.steps % d == 0)
+        return history_stride(self.steps, self.n_history)
 
     @property
     def n_records(self) -> int:
