@@ -47,13 +47,15 @@ class Sweep:
     repeat: tuple[int, int] = (0, 1)  # (points, R): the first points appear R times in each set
 
     def __post_init__(self):
+        if not self.T:
+            raise ValueError("T must list at least one dataset size")
+        for T in self.T:
+            if int(T) != T or T < 1:
+                raise ValueError(f"dataset size T must be a positive integer, got {T!r}")
         points, R = self.repeat
         if points < 0 or R < 1 or any(points * R > T for T in self.T):
             raise ValueError(f"repeat={self.repeat!r}: cannot repeat {points} points {R} times "
                              f"in a set of T = {min(self.T)}")
-        for T in self.T:
-            if int(T) != T or T < 1:
-                raise ValueError(f"dataset size T must be a positive integer, got {T!r}")
         if not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"sparsity must lie in [0, 1), got {self.sparsity!r}")
         for name in ("data_seeds", "init_seeds", "n_test"):
