@@ -12,7 +12,12 @@ IMAGES, LABELS = mnist.FILES["t10k"]
 MD5 = {IMAGES: "9fb629c4189551a2d022fa330f9573f3", LABELS: "ec29112dd5afa0611ce80d1b7f02629c"}
 COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # digits 0-9, from the README
 
-needs_shared = pytest.mark.skipif(not (SHARED / IMAGES).is_file(), reason=f"no MNIST files in {SHARED}")
+@pytest.fixture
+def shared_files():
+    """The shared MNIST test set, which CI and every project machine have beside the repo."""
+    if not (SHARED / IMAGES).is_file():
+        pytest.fail(f"no MNIST files in {SHARED}: the tests expect ../shared/data/mnist beside the repo")
+    return SHARED
 
 
 def _idx(magic: int, shape: tuple, payload: bytes) -> bytes:
@@ -32,8 +37,7 @@ def _tiny_set(folder, kind="t10k", n_images=5, n_labels=5):
     _write(folder / labels, _idx(2049, (n_labels,), (np.arange(n_labels) % 10).astype(np.uint8).tobytes()))
 
 
-@needs_shared
-def test_shared_test_set_is_the_official_one():
+def test_shared_test_set_is_the_official_one(shared_files):
     for name, digest in MD5.items():
         assert hashlib.md5((SHARED / name).read_bytes()).hexdigest() == digest
     images, labels = mnist.load()
@@ -48,8 +52,7 @@ def test_shared_test_set_is_the_official_one():
     assert "t10k" in mnist.available()
 
 
-@needs_shared
-def test_truncated_gzip_names_the_file(tmp_path):
+def test_truncated_gzip_names_the_file(tmp_path, shared_files):
     raw = (SHARED / IMAGES).read_bytes()
     (tmp_path / IMAGES).write_bytes(raw[: len(raw) // 2])
     shutil.copy(SHARED / LABELS, tmp_path / LABELS)
