@@ -37,6 +37,11 @@ def load_arrays(path) -> dict:
         return {k: f[k] for k in f.files}
 
 
+def finite_or_none(x) -> float | None:
+    """``float(x)``, or None (JSON null) where ``x`` is NaN or infinite."""
+    return float(x) if np.isfinite(x) else None
+
+
 def _to_builtin(x):
     if isinstance(x, np.generic):
         return x.item()

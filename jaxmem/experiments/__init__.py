@@ -7,7 +7,8 @@ import importlib
 #: name -> module under ``jaxmem.experiments``
 REGISTRY = {"smdd": "smdd", "dstar-smdd": "dstar_smdd", "dstar-mnist": "dstar_mnist", "opt-failure": "opt_failure",
             "smdd-phase": "smdd_phase", "smdd-wd": "smdd_wd", "smdd-steps": "smdd_steps",
-            "smdd-sparsity": "smdd_sparsity", "smdd-repeat": "smdd_repeat"}
+            "smdd-sparsity": "smdd_sparsity", "smdd-repeat": "smdd_repeat",
+            "modular-addition": "modular_addition", "parity-grid": "parity_grid", "grokking-lr": "grokking_lr"}
 
 
 def get(name: str):
