@@ -191,6 +191,22 @@ def outcome_counts(code: np.ndarray) -> dict:
     return {name: int(np.sum(np.asarray(code) == i)) for i, name in enumerate(OUTCOMES)}
 
 
+def map_runs(fn: Callable, batch: int | None = None) -> Callable:
+    """``fn`` over a leading run axis of all its arguments, inside one program.
+
+    ``batch=None`` picks ``jax.vmap`` on an accelerator and a plain ``lax.map`` on CPU,
+    where XLA runs batched (vmapped) small matmuls several times slower than one run at
+    a time; an integer maps ``batch`` vmapped runs at a time.
+    """
+    if batch is None:
+        batch = 0 if jax.default_backend() != "cpu" else 1
+    if batch == 0:
+        return jax.vmap(fn)
+    if batch == 1:
+        return lambda *args: jax.lax.map(lambda a: fn(*a), args)
+    return lambda *args: jax.lax.map(lambda a: fn(*a), args, batch_size=batch)
+
+
 def run_program(fn: Callable, *args) -> tuple[Any, float, float]:
     """``jax.jit(fn)(*args)`` compiled ahead, fetched to host: (result, compile s, run s)."""
     t0 = time.perf_counter()

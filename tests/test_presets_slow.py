@@ -22,3 +22,30 @@ def test_smdd_quick_shows_the_three_regimes(tmp_path):
     assert 0 < by_T.index(max(by_T, key=lambda x: x["W_norm"])) < len(by_T) - 1
     assert json.loads((tmp_path / "summary.json").read_text())["results"]["by_T"] == json.loads(json.dumps(by_T))
     assert results.load_arrays(tmp_path / "runs.npz")["W"].shape[0] == len(by_T)
+
+
+@pytest.mark.slow
+def test_modular_addition_quick_factored_generalises_unfactored_does_not(tmp_path):
+    from jaxmem.experiments import modular_addition
+
+    r = modular_addition.run("quick", tmp_path)["results"]
+    assert r["factored"]["generalised"] == 8  # every seed reaches 99% test accuracy
+    assert r["unfactored"]["generalised"] == 0  # SPEC §3: the unfactored model does not
+    assert all(run["key_share"] > 0.9 and len(run["key_frequencies"]) <= 6 for run in r["factored"]["runs"])
+    square = np.array(r["constructed"]["square_accuracy"])
+    assert np.all(square[:, np.array(r["constructed"]["n_neurons"]) > 4] == 1.0)
+
+
+@pytest.mark.slow
+def test_parity_grid_quick_weight_decay_orders_the_outcomes(tmp_path):
+    """The explorable's story: too little decay memorises, more groks or generalises, too
+    much learns nothing."""
+    from jaxmem.experiments import parity_grid
+
+    r = parity_grid.run("quick", tmp_path)["results"]
+    assert sum(r["outcomes"].values()) == r["n_runs"] == 54
+    counts = np.array(r["outcome_grid"])  # [train, hidden, wd, class]
+    by_wd = counts.sum((0, 1))
+    assert by_wd[0, 2] > by_wd[0, :2].sum()  # smallest decay: mostly memorise only
+    assert by_wd[1, 0] > 0  # middle decay: some grokking
+    assert by_wd[-1, 3] > by_wd[0, 3]  # largest decay: more learn nothing

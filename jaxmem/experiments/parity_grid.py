@@ -1,12 +1,13 @@
 """``parity-grid``: when does a one-hidden-layer MLP grok sparse parity? (SPEC §3)
 
 The explorable's grid of train size x hidden size x weight decay x 9 seeds (1,125
-models) trains as one program: train sets pad to the largest with zero-weight rows and
-hidden layers pad to the widest with neurons that stay exactly zero.
+models) trains as one program: train sets pad to the largest with zero-weight rows, and
+runs of each hidden size are mapped together inside it.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -79,28 +80,42 @@ def grid(cfg: ParityConfig) -> dict:
             "weight_decay": np.asarray(cfg.weight_decays, np.float32)[i_w], "seed": seed}
 
 
-def train_grid(cfg: ParityConfig, runs: dict):
-    """All runs in ``runs`` (as from ``grid``) as one program. Seed ``s`` draws the data
-    (so smaller train sets are prefixes of larger ones) and the init."""
-    grok_cfg, n_max, h_max = cfg.grok_config, max(cfg.train_sizes), max(cfg.hidden_sizes)
+def train_grid(cfg: ParityConfig, runs: dict, batch: int | None = None):
+    """All runs in ``runs`` (as from ``grid``) as one program.
 
-    def one(n_train, n_hidden, weight_decay, seed):
+    Inside it, runs of one hidden size are mapped together (``grok.map_runs`` with
+    ``batch``), so no neuron is padded; train sets pad to the largest with zero-weight
+    rows. Seed ``s`` draws the data (smaller train sets are prefixes of larger ones) and
+    the init. Returns (``{"history": History, "relevant_share": [runs]}``, compile s, run s).
+    """
+    grok_cfg, n_max = cfg.grok_config, max(cfg.train_sizes)
+    hidden = np.asarray(runs["hidden"])
+    groups = {int(h): np.flatnonzero(hidden == h) for h in np.unique(hidden)}
+    order = np.argsort(np.concatenate(list(groups.values())))  # back to the order of ``runs``
+
+    def one(n_hidden, n_train, weight_decay, seed):
         k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), seed))
         split = tasks.sparse_parity(k_data, n_train, n_max, cfg.n_test, cfg.n_bits, cfg.n_relevant)
-        params = parity.init(k_init, cfg.n_bits, h_max, n_hidden, cfg.init_scale)
+        params = parity.init(k_init, cfg.n_bits, n_hidden, cfg.init_scale)
         hyper = grok.GrokHyper(cfg.lr, weight_decay, cfg.b1, cfg.b2, cfg.init_scale)
-        return grok.train(grok_cfg, parity.apply, hyper, params, split)
+        result = grok.train(grok_cfg, parity.apply, hyper, params, split)
+        return {"history": result.history, "relevant_share": relevant_share(result.params["W_in"], cfg.n_relevant)}
 
-    args = (jnp.asarray(runs["train_size"], jnp.int32), jnp.asarray(runs["hidden"], jnp.int32),
-            jnp.asarray(runs["weight_decay"], jnp.float32), jnp.asarray(runs["seed"], jnp.int32))
-    return grok.run_program(jax.vmap(one), *args)
+    def program(n_train, weight_decay, seed):
+        outs = [grok.map_runs(functools.partial(one, h), batch)(n_train[idx], weight_decay[idx], seed[idx])
+                for h, idx in groups.items()]
+        return jax.tree.map(lambda *parts: jnp.concatenate(parts)[order], *outs)
+
+    args = (jnp.asarray(runs["train_size"], jnp.int32), jnp.asarray(runs["weight_decay"], jnp.float32),
+            jnp.asarray(runs["seed"], jnp.int32))
+    return grok.run_program(program, *args)
 
 
-def relevant_share(w_in, n_relevant: int) -> np.ndarray:
+def relevant_share(w_in, n_relevant: int):
     """Share of the input weights' squared norm on the relevant bits (the first
-    ``n_relevant`` rows; the bias row is left out), per run."""
-    w = np.asarray(w_in)[..., :-1, :] ** 2
-    return w[..., :n_relevant, :].sum((-1, -2)) / np.maximum(w.sum((-1, -2)), 1e-30)
+    ``n_relevant`` rows; the bias row is left out)."""
+    w = jnp.square(w_in[:-1])
+    return jnp.sum(w[:n_relevant]) / jnp.maximum(jnp.sum(w), 1e-30)
 
 
 def preset(name: str, seeds: int | None = None) -> ParityConfig:
@@ -122,12 +137,13 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
         if progress or (progress is None and sys.stderr.isatty()):
             print(f"parity-grid: training {len(runs['seed'])} models as one program ...", file=sys.stderr, flush=True)
         res, compile_s, run_s = train_grid(cfg, runs)
-        arrays = {**runs, **{k: np.asarray(getattr(res.history, k))
+        history = res["history"]
+        arrays = {**runs, **{k: np.asarray(getattr(history, k))
                              for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")},
-                  "relevant_share": relevant_share(res.params["W_in"], cfg.n_relevant),
+                  "relevant_share": np.asarray(res["relevant_share"]),
                   "compile_seconds": np.array(compile_s), "train_seconds": np.array(run_s),
                   "history_steps": cfg.grok_config.history_steps}
-        arrays.update({f"o_{k}": v for k, v in grok.outcomes(res.history, cfg.grok_config.history_steps).items()})
+        arrays.update({f"o_{k}": v for k, v in grok.outcomes(history, cfg.grok_config.history_steps).items()})
         results.save_arrays(arrays_path, arrays)
     n_runs = int(arrays["seed"].size)
     counts = grok.outcome_counts(arrays["o_outcome"])

@@ -4,29 +4,23 @@
 row of ``W_in`` (decayed like every weight, as in the explorable), and a single
 output column gives the logit of label 1. ``apply`` returns the two-class logits
 ``[0, z]``, whose softmax cross-entropy is the binary cross-entropy of ``z``.
-
-A grid over hidden sizes is one program: ``init`` draws ``n_hidden_max`` neurons and
-zeroes those at or beyond the traced ``n_hidden``. A zero neuron gets zero gradient
-and zero decay, so it stays exactly zero under SGD, Adam and both decays.
 """
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
 
 
-def init(key, n_bits: int, n_hidden_max: int, n_hidden=None, scale=1.0) -> dict:
-    """``{"W_in": [n_bits + 1, H], "w_out": [H]}``, Gaussian with std ``scale / sqrt(fan_in)``;
-    ``n_hidden`` (traced or None for all ``H``) live neurons."""
-    for name, value in (("n_bits", n_bits), ("n_hidden_max", n_hidden_max)):
+def init(key, n_bits: int, n_hidden: int, scale=1.0) -> dict:
+    """``{"W_in": [n_bits + 1, h], "w_out": [h]}``, Gaussian with std ``scale / sqrt(fan_in)``."""
+    for name, value in (("n_bits", n_bits), ("n_hidden", n_hidden)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    n_hidden = n_hidden_max if n_hidden is None else n_hidden
-    live_H = (jnp.arange(n_hidden_max) < n_hidden).astype(jnp.float32)
     k_in, k_out = jax.random.split(key)
-    w_in = jax.random.normal(k_in, (n_bits + 1, n_hidden_max)) * (scale / jnp.sqrt(n_bits + 1.0))
-    w_out = jax.random.normal(k_out, (n_hidden_max,)) * (scale / jnp.sqrt(jnp.asarray(n_hidden, jnp.float32)))
-    return {"W_in": w_in * live_H[None, :], "w_out": w_out * live_H}
+    return {"W_in": jax.random.normal(k_in, (n_bits + 1, n_hidden)) * (scale / math.sqrt(n_bits + 1)),
+            "w_out": jax.random.normal(k_out, (n_hidden,)) * (scale / math.sqrt(n_hidden))}
 
 
 def hidden(params, x) -> jax.Array:

@@ -1,0 +1,85 @@
+"""Parity grid: models per second as one program vs a loop of single models.
+
+One program: ``parity_grid.train_grid`` (train sets padded; runs of one hidden size
+mapped together: vmapped on an accelerator, ``lax.map`` on CPU).
+Loop: each model jitted alone at its own train size and hidden size, the way a
+one-model-per-notebook user runs it (one compile per shape, reused across seeds and
+weight decays). Training time only: compiles are timed apart. Median of ``--repeats``
+after a warm-up for the program; every model of the loop runs once after its shape's
+compile.
+
+    python benchmarks/bench_grok.py --quick --json bench_grok.json
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from jaxmem import grok, results, tasks
+from jaxmem.experiments import parity_grid
+from jaxmem.models import parity
+
+
+def time_program(cfg: parity_grid.ParityConfig, repeats: int, batch: int | None) -> dict:
+    runs = parity_grid.grid(cfg)
+    _, compile_s, _ = parity_grid.train_grid(cfg, runs, batch)  # compile + warm-up
+    seconds = [parity_grid.train_grid(cfg, runs, batch)[2] for _ in range(repeats)]
+    return {"train_seconds": statistics.median(seconds), "all_seconds": seconds, "compile_seconds": compile_s}
+
+
+def time_loop(cfg: parity_grid.ParityConfig) -> dict:
+    runs, gcfg, compiled, compile_s, train_s = parity_grid.grid(cfg), cfg.grok_config, {}, 0.0, 0.0
+    for i in range(len(runs["seed"])):
+        n, hid, wd, seed = (runs[k][i].item() for k in ("train_size", "hidden", "weight_decay", "seed"))
+        k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), seed))
+        split = tasks.sparse_parity(k_data, n, n, cfg.n_test, cfg.n_bits, cfg.n_relevant)
+        params = parity.init(k_init, cfg.n_bits, hid, cfg.init_scale)
+        hyper = grok.GrokHyper(np.float32(cfg.lr), np.float32(wd), np.float32(cfg.b1), np.float32(cfg.b2))
+        if (n, hid) not in compiled:
+            t0 = time.perf_counter()
+            compiled[n, hid] = jax.jit(lambda h, p, d: grok.train(gcfg, parity.apply, h, p, d)).lower(
+                hyper, params, split).compile()
+            compile_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled[n, hid](hyper, params, split))
+        train_s += time.perf_counter() - t0
+    return {"train_seconds": train_s, "compile_seconds": compile_s, "compiles": len(compiled)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the quick preset's grid at --steps (a CPU)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per model (default: the preset's)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="runs vmapped at a time in the program (0: all; default: all on an accelerator, 1 on CPU)")
+    parser.add_argument("--json", default=None, help="write the figures to this file")
+    args = parser.parse_args()
+    cfg = parity_grid.PRESETS["quick" if args.quick else "paper"]
+    if args.steps:
+        cfg = dataclasses.replace(cfg, steps=args.steps)
+    n_models = int(np.prod(cfg.grid_shape))
+    program, loop = time_program(cfg, args.repeats, args.batch), time_loop(cfg)
+    out = {"models": n_models, "steps": cfg.steps, "program": program, "loop": loop,
+           "program_models_per_second": n_models / program["train_seconds"],
+           "loop_models_per_second": n_models / loop["train_seconds"],
+           "vs_loop": loop["train_seconds"] / program["train_seconds"],
+           "vs_loop_with_compile": (loop["train_seconds"] + loop["compile_seconds"])
+           / (program["train_seconds"] + program["compile_seconds"]), **results.environment()}
+    print(f"{n_models} models x {cfg.steps} steps on {out['backend']} ({out['cpu']}): "
+          f"program {program['train_seconds']:.2f} s ({out['program_models_per_second']:.2f} models/s, "
+          f"compile {program['compile_seconds']:.1f} s), loop {loop['train_seconds']:.2f} s "
+          f"({out['loop_models_per_second']:.2f} models/s, {loop['compiles']} compiles, "
+          f"{loop['compile_seconds']:.1f} s); vs_loop {out['vs_loop']:.2f} (with compile {out['vs_loop_with_compile']:.2f})")
+    if args.json:
+        results.save_json(args.json, out)
+
+
+if __name__ == "__main__":
+    main()
