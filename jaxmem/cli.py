@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv=None) -> int:
@@ -17,15 +18,34 @@ def main(argv=None) -> int:
     rep.add_argument("--resume", action="store_true", help="reuse results already saved in --out")
     rep.add_argument("--from", dest="source", default=None, help="a saved run to analyse (experiments that take one)")
     rep.add_argument("--data", default=None, help="a folder of MNIST IDX-gzip files (dstar-mnist; default: shared/data/mnist)")
+    multi = rep.add_argument_group("several hosts (one process per host, each running the same command)")
+    multi.add_argument("--distributed", action="store_true",
+                       help="call jax.distributed.initialize() and split runs over every process's devices; "
+                            "process 0 writes --out, process I > 0 keeps its copy in OUT/process-I")
+    multi.add_argument("--coordinator", default=None,
+                       help="HOST:PORT of process 0 (default: $JAX_COORDINATOR_ADDRESS or the cluster's)")
+    multi.add_argument("--num-processes", type=int, default=None, help="number of processes (default: the cluster's)")
+    multi.add_argument("--process-id", type=int, default=None, help="this process, 0..N-1 (default: the cluster's)")
     args = parser.parse_args(argv)
 
-    from jaxmem import experiments  # imports jax: keep `--help` fast
+    import jax  # keep `--help` fast
+
+    from jaxmem import devices, experiments
+    from jaxmem.cache import enable_compilation_cache
 
     if args.command == "list":
         for name in sorted(experiments.REGISTRY):
             print(f"{name:18s} {experiments.get(name).DESCRIPTION}")
         return 0
+    enable_compilation_cache()
     try:
+        out = Path(args.out)
+        if args.distributed:
+            devices.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+        elif (args.coordinator, args.num_processes, args.process_id) != (None, None, None):
+            raise ValueError("--coordinator, --num-processes and --process-id go with --distributed")
+        if jax.process_index() > 0:
+            out = out / f"process-{jax.process_index()}"
         module = experiments.get(args.name)
         if args.preset not in module.PRESETS:
             raise ValueError(f"unknown preset {args.preset!r} for {args.name}; known: {', '.join(module.PRESETS)}")
@@ -38,12 +58,13 @@ def main(argv=None) -> int:
             if not getattr(module, "ACCEPTS_DATA", False):
                 raise ValueError(f"{args.name} does not take --data")
             options["data_dir"] = args.data
-        summary = module.run(args.preset, args.out, seeds=args.seeds, resume=args.resume, **options)
+        summary = module.run(args.preset, out, seeds=args.seeds, resume=args.resume, **options)
     except ValueError as err:
         print(f"jaxmem: error: {err}", file=sys.stderr)
         return 2
     print(f"{args.name} ({args.preset}): {summary['n_runs']} runs in {summary['wall_seconds']:.1f} s "
-          f"(compile {summary['compile_seconds']:.1f} s) on {summary['backend']}; results in {args.out}")
+          f"(compile {summary['compile_seconds']:.1f} s) on {len(summary['devices'])} {summary['backend']} "
+          f"device(s); results in {out}")
     return 0
 
 

@@ -1,28 +1,36 @@
 """A whole SMDD sweep (dataset sizes x hyperparameters x seeds) as a few compiled programs.
 
 Sizes are grouped into padded buckets (``buckets.plan_buckets``); each bucket is one
-program that makes its data, trains every run and evaluates it. Inside a bucket, runs
-go through ``lax.map(..., batch_size=B)``: ``B`` runs are vmapped together, batches run
-in turn. On GPU ``B`` is as large as memory allows; on CPU only small runs are vmapped,
-because XLA:CPU lowers batched thin matmuls poorly (see benchmarks/RESULTS.md).
+program that makes its data, trains every run and evaluates it. A bucket's runs are
+split over every device (``jaxmem.devices``: a 1-D mesh and ``jax.shard_map``, across
+processes after ``jax.distributed.initialize()``); on each device they go through
+``lax.map(..., batch_size=B)``: ``B`` runs are vmapped together, batches run in turn. On
+GPU ``B`` is as large as memory allows; on CPU only small runs are vmapped, because
+XLA:CPU lowers batched thin matmuls poorly (see benchmarks/RESULTS.md). Programs are
+compiled once per process and shape (``compile_bucket``), and once per machine with
+``jaxmem.enable_compilation_cache()``.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
-from jaxmem import data, metrics, results
+from jaxmem import data, devices, metrics, results
 from jaxmem.buckets import Bucket, pad_ratio, plan_buckets
+from jaxmem.devices import SPLIT, WHOLE
 from jaxmem.models import relu_output
 from jaxmem.progress import Progress
 from jaxmem.train import Hyper, TrainConfig, advance, finish, init_state
@@ -80,7 +88,7 @@ class RunSpec(NamedTuple):
 
     n_rows: jax.Array  # T
     data_index: jax.Array  # which of the bucket's datasets
-    init_key: jax.Array
+    init_key: jax.Array  # raw key data (``jax.random.key_data``), so that numpy can carry it
     hyper: Hyper
 
 
@@ -92,6 +100,7 @@ class SweepResult(NamedTuple):
     bucket_train_seconds: list
     pad_ratio: float
     buckets: list
+    devices: int  # devices the runs were split over (all processes')
 
 
 def _keys(sweep: Sweep):
@@ -130,7 +139,7 @@ BYTES_PER_ELEMENT = 24
 
 
 def _device_memory() -> float:
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}
     if "bytes_limit" in stats:
         return float(stats["bytes_limit"])
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
@@ -150,41 +159,72 @@ def _bucket_runs(sweep: Sweep, bucket: Bucket, init_root):
             key = jax.random.fold_in(dataset_key(init_root, T, s), il * 1_000_003 + iw * 1009 + ii * 17 + k)
             specs.append((T, pairs.index((T, s)), key, (lr, wd, sc)))
             cells.append((iT, il, iw, ii, s, k))
-    n_rows = jnp.array([s[0] for s in specs], jnp.int32)
-    data_index = jnp.array([s[1] for s in specs], jnp.int32)
-    keys = jnp.stack([s[2] for s in specs])
-    hyper = Hyper(*(jnp.array([s[3][i] for s in specs], jnp.float32) for i in range(3)))
+    n_rows = np.array([s[0] for s in specs], np.int32)
+    data_index = np.array([s[1] for s in specs], np.int32)
+    keys = np.asarray(jax.random.key_data(jnp.stack([s[2] for s in specs])))
+    hyper = Hyper(*(np.array([s[3][i] for s in specs], np.float32) for i in range(3)))
     return RunSpec(n_rows, data_index, keys, hyper), cells, pairs
 
 
-def _programs(cfg: TrainConfig, sweep: Sweep, T_pad: int, k: int, batch: int, chunk_records: int, dense: bool):
-    """The jitted pieces of one bucket; shapes depend only on (T_pad, k, run count)."""
+@dataclasses.dataclass(frozen=True)
+class BucketShape:
+    """Everything a bucket's compiled programs depend on: buckets (and sweeps) with
+    equal shapes share them."""
 
-    def one_dataset(key, n_rows):
-        rows, _ = data._sparse_chunks(key, 1, T_pad, cfg.n_features, sweep.sparsity, True, k)
+    cfg: TrainConfig
+    sparsity: float
+    repeat: tuple[int, int]
+    rows: int  # padded T of the bucket
+    k: int  # non-zeros per row of the sparse form
+    dense: bool
+    batch: int  # runs vmapped together on each device
+    chunk_records: int  # history records per training call
+    runs: RunSpec  # shapes of the runs, padded to a multiple of the device count
+    dataset_inputs: tuple  # shapes of the datasets' (key data, sizes)
+    test: object  # shapes of the test set
+    mesh: Mesh
+
+
+class BucketPrograms(NamedTuple):
+    """A bucket's compiled programs: datasets whole on every device, runs sharded."""
+
+    make_sets: Callable  # (key data, sizes) -> the bucket's training sets
+    start: Callable  # (runs) -> states
+    step_chunk: Callable  # (states, runs, sets) -> (states, losses [runs, chunk_records]); donates states
+    evaluate: Callable  # (states, histories, runs, sets, test) -> dict of per-run results
+
+
+@functools.lru_cache(maxsize=32)
+def compile_bucket(shape: BucketShape) -> BucketPrograms:
+    """Compile a bucket's programs ahead of time, once per process for each shape."""
+    cfg, T_pad, mesh = shape.cfg, shape.rows, shape.mesh
+
+    def one_dataset(key_data, n_rows):
+        key = jax.random.wrap_key_data(key_data)
+        rows, _ = data._sparse_chunks(key, 1, T_pad, cfg.n_features, shape.sparsity, True, shape.k)
         rows = jax.tree.map(lambda a: a[0], rows)
-        points, R = sweep.repeat
+        points, R = shape.repeat
         if points * (R - 1) > 0:  # as data.repeat_points, on the first n_rows rows
             first_copy = n_rows - points * (R - 1)
             row = jnp.arange(T_pad)
             copy = (row >= first_copy) & (row < n_rows)
             rows = jax.tree.map(lambda a: a[jnp.where(copy, (row - first_copy) % points, row)], rows)
-        return data.to_dense(rows, cfg.n_features) if dense else rows
+        return data.to_dense(rows, cfg.n_features) if shape.dense else rows
 
     def run_data(spec, sets):
         x = jax.tree.map(lambda a: a[spec.data_index], sets)
         return x, (jnp.arange(T_pad) < spec.n_rows).astype(jnp.float32)
 
     def start(specs):
-        return jax.vmap(lambda s: init_state(cfg, s.hyper, s.init_key))(specs)
+        return jax.vmap(lambda s: init_state(cfg, s.hyper, jax.random.wrap_key_data(s.init_key)))(specs)
 
     def step_chunk(states, specs, sets):
         def one(args):
             state, spec = args
             x, w = run_data(spec, sets)
-            return advance(cfg, spec.hyper, state, x, w, chunk_records)
+            return advance(cfg, spec.hyper, state, x, w, shape.chunk_records)
 
-        return _map_runs(one, (states, specs), batch)
+        return _map_runs(one, (states, specs), shape.batch)
 
     def evaluate(states, histories, specs, sets, test):
         def one(args):
@@ -200,10 +240,20 @@ def _programs(cfg: TrainConfig, sweep: Sweep, T_pad: int, k: int, batch: int, ch
                 "feature_dim": metrics.feature_dimensionality(result.params),
             }
 
-        return _map_runs(one, (states, histories, specs), batch)
+        return _map_runs(one, (states, histories, specs), shape.batch)
 
-    make_sets = jax.jit(jax.vmap(one_dataset))  # over (key, T) of the bucket's datasets
-    return make_sets, jax.jit(start), jax.jit(step_chunk, donate_argnums=0), jax.jit(evaluate)
+    whole = devices.replicated(mesh)
+    make_sets = jax.jit(jax.vmap(one_dataset), in_shardings=whole, out_shardings=whole)
+    start = devices.per_device(start, mesh, (SPLIT,))
+    step_chunk = devices.per_device(step_chunk, mesh, (SPLIT, SPLIT, WHOLE), donate_argnums=0)
+    evaluate = devices.per_device(evaluate, mesh, (SPLIT, SPLIT, SPLIT, WHOLE, WHOLE))
+    sets = jax.eval_shape(make_sets, *shape.dataset_inputs)
+    states = jax.eval_shape(start, shape.runs)
+    histories = jax.ShapeDtypeStruct((shape.runs.n_rows.shape[0], cfg.n_records), jnp.float32)
+    return BucketPrograms(make_sets.lower(*shape.dataset_inputs).compile(),
+                          start.lower(shape.runs).compile(),
+                          step_chunk.lower(states, shape.runs, sets).compile(),
+                          evaluate.lower(states, histories, shape.runs, sets, shape.test).compile())
 
 
 def _map_runs(fn, runs, batch: int):
@@ -238,7 +288,11 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
     With ``checkpoint_dir``, each bucket's results are saved there (atomically) as soon
     as it finishes, and buckets already saved for the same settings are loaded instead
     of trained: a killed sweep picks up where it stopped, with the same final numbers.
-    ``memory_bytes`` (default: the device's) bounds how many runs are vmapped at once.
+    ``memory_bytes`` (default: the device's) bounds how many runs are vmapped at once
+    on each device; ``runs_batch`` sets that number instead.
+
+    The runs are split over ``jax.devices()``: every local device, and every process's
+    after ``jax.distributed.initialize()``, where each process gets all the arrays.
     """
     t_start = time.perf_counter()
     buckets = plan_buckets(sweep.T, sweep.max_pad_ratio)
@@ -247,6 +301,8 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
     test = data.sparse_rows(test_key, sweep.n_test, cfg.n_features, sweep.sparsity, k=k)
     if use_dense(sweep.n_test, cfg.n_features, sweep.sparsity) if dense is None else dense:
         test = data.to_dense(test, cfg.n_features)
+    mesh = devices.run_mesh()
+    test = jax.device_put(test, devices.replicated(mesh))
     runs_per_T = int(np.prod(sweep.grid_shape[1:])) * sweep.init_seeds
     total_work = sum(b.padded * len(b.sizes) for b in buckets) * runs_per_T * cfg.steps
     if not isinstance(progress, Progress):
@@ -267,7 +323,7 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
         else:
             label = f"bucket {ib + 1}/{len(buckets)} T={bucket.sizes[0]}..{bucket.sizes[-1]}"
             bucket_results, c_s, t_s = _train_bucket(cfg, sweep, bucket, specs, pairs, test, k, data_root,
-                                                     runs_batch, chunks, dense, memory_bytes, progress, label)
+                                                     runs_batch, chunks, dense, memory_bytes, progress, label, mesh)
             compile_seconds, train_seconds = compile_seconds + c_s, train_seconds + t_s
             bucket_seconds.append(t_s)
             if path is not None:
@@ -288,7 +344,7 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
 
     arrays = _best_init(out)
     return SweepResult(arrays, time.perf_counter() - t_start, compile_seconds, train_seconds,
-                       bucket_seconds, pad_ratio(buckets), buckets)
+                       bucket_seconds, pad_ratio(buckets), buckets, mesh.size)
 
 
 def _fingerprint(cfg: TrainConfig, sweep: Sweep, bucket: Bucket, dense) -> str:
@@ -298,37 +354,43 @@ def _fingerprint(cfg: TrainConfig, sweep: Sweep, bucket: Bucket, dense) -> str:
 
 
 def _train_bucket(cfg, sweep, bucket, specs, pairs, test, k, data_root, runs_batch, chunks, dense,
-                  memory_bytes, progress, label):
+                  memory_bytes, progress, label, mesh):
     """Make the bucket's data, train its runs and evaluate them: per-run numpy arrays,
-    compile seconds, training seconds."""
+    compile seconds, training seconds. The runs are split over the devices of ``mesh``
+    (padded to a multiple of their count by repeating the last run, dropped afterwards)."""
     n_runs = len(specs.n_rows)
-    batch = runs_batch or runs_per_batch(n_runs, bucket.padded * cfg.n_features, memory_bytes=memory_bytes,
+    runs = jax.device_put(devices.pad_runs(specs, devices.padded_count(n_runs, mesh)), devices.by_run(mesh))
+    runs_per_device = runs.n_rows.shape[0] // mesh.size
+    batch = runs_batch or runs_per_batch(runs_per_device, bucket.padded * cfg.n_features, memory_bytes=memory_bytes,
                                          label=f"{label}: one run of {bucket.padded} rows x {cfg.n_features} features")
-    dense_bucket = use_dense(bucket.padded, cfg.n_features, sweep.sparsity) if dense is None else dense
-    chunk_records = cfg.n_records // _divisor_near(cfg.n_records, chunks)
-    make_sets, start, step_chunk, evaluate = _programs(cfg, sweep, bucket.padded, k, batch, chunk_records,
-                                                       dense_bucket)
+    dataset_keys = jax.random.key_data(jnp.stack([dataset_key(data_root, T, s) for T, s in pairs]))
+    dataset_inputs = jax.device_put((np.asarray(dataset_keys), np.array([T for T, _ in pairs], np.int32)),
+                                    devices.replicated(mesh))
+    shape = BucketShape(
+        cfg=cfg, sparsity=sweep.sparsity, repeat=sweep.repeat, rows=bucket.padded, k=k,
+        dense=use_dense(bucket.padded, cfg.n_features, sweep.sparsity) if dense is None else dense,
+        batch=min(batch, runs_per_device), chunk_records=cfg.n_records // _divisor_near(cfg.n_records, chunks),
+        runs=_abstract(runs), dataset_inputs=_abstract(dataset_inputs), test=_abstract(test), mesh=mesh)
     t0 = time.perf_counter()
-    set_keys = jnp.stack([dataset_key(data_root, T, s) for T, s in pairs])
-    set_rows = jnp.array([T for T, _ in pairs], jnp.int32)
-    make_sets = make_sets.lower(set_keys, set_rows).compile()
-    start = start.lower(specs).compile()
-    sets, states = make_sets(set_keys, set_rows), start(specs)
-    step_chunk = step_chunk.lower(states, specs, sets).compile()
-    history_shape = jax.ShapeDtypeStruct((n_runs, cfg.n_records), jnp.float32)
-    evaluate = evaluate.lower(states, history_shape, specs, sets, test).compile()
+    programs = compile_bucket(shape)
     compile_seconds = time.perf_counter() - t0
+    sets, states = programs.make_sets(*dataset_inputs), programs.start(runs)
     histories, train_seconds = [], 0.0
-    for c in range(cfg.n_records // chunk_records):
+    for c in range(cfg.n_records // shape.chunk_records):
         t0 = time.perf_counter()
-        states, losses = step_chunk(states, specs, sets)
+        states, losses = programs.step_chunk(states, runs, sets)
         histories.append(jax.block_until_ready(losses))
         train_seconds += time.perf_counter() - t0
-        done = (c + 1) * chunk_records * cfg.log_every
-        progress.update(bucket.padded * n_runs * chunk_records * cfg.log_every,
+        done = (c + 1) * shape.chunk_records * cfg.log_every
+        progress.update(bucket.padded * n_runs * shape.chunk_records * cfg.log_every,
                         f"{label} ({n_runs} runs x {bucket.padded} rows) step {done}/{cfg.steps}")
-    bucket_results = jax.device_get(evaluate(states, jnp.concatenate(histories, axis=1), specs, sets, test))
-    return {k: np.asarray(v) for k, v in bucket_results.items()}, compile_seconds, train_seconds
+    bucket_results = devices.to_host(programs.evaluate(states, jnp.concatenate(histories, axis=1), runs, sets, test))
+    return {name: np.asarray(value[:n_runs]) for name, value in bucket_results.items()}, compile_seconds, train_seconds
+
+
+def _abstract(tree):
+    """Shapes and dtypes of a tree of arrays: what lowering needs, hashable for the cache."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
 
 
 def _pad_rows(value: np.ndarray, rows: int, fill: float) -> np.ndarray:
