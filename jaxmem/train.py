@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmem.models import relu_output
+from jaxmem.models.fused import IMPLS as FUSED_IMPLS
 
 SCHEDULES = ("cosine", "constant")
 
@@ -32,7 +33,11 @@ class TrainConfig:
     Defaults are SMDD's (SPEC §1): 50,000 full-batch AdamW steps, 5% linear warm-up
     then half-cosine decay to 0, Adam betas (0.9, 0.999), eps 1e-8, loss summed over
     features. ``schedule="constant"`` keeps the lr at its peak after the warm-up.
-    ``n_history`` is how many evenly spaced train losses are kept.
+    ``n_history`` is how many evenly spaced train losses are kept. ``fused`` takes
+    gradients through ``jaxmem.models.fused`` (same loss, less memory traffic; 1.1-2.4x
+    faster on CPU, ``benchmarks/RESULTS.md``): ``True`` for the backend's default kernel,
+    or one of ``fused.IMPLS`` by name. Off by default: vmapped over runs, the CPU
+    kernel's matmuls may round differently when runs are split over other device counts.
     """
 
     n_features: int
@@ -47,6 +52,7 @@ class TrainConfig:
     use_bias: bool = True
     schedule: str = "cosine"
     n_history: int = 200
+    fused: bool | str = False
 
     def __post_init__(self):
         for name in ("n_features", "n_hidden", "steps", "n_history"):
@@ -59,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.reduction not in relu_output.REDUCTIONS:
             raise ValueError(f"reduction must be one of {relu_output.REDUCTIONS}, got {self.reduction!r}")
+        if not isinstance(self.fused, bool) and self.fused not in FUSED_IMPLS:
+            raise ValueError(f"fused must be a bool or one of {FUSED_IMPLS}, got {self.fused!r}")
 
     @property
     def warmup_steps(self) -> int:
@@ -119,7 +127,7 @@ def optimizer(cfg: TrainConfig, hyper: Hyper) -> optax.GradientTransformation:
 
 def loss_fn(cfg: TrainConfig):
     def loss(params, x, weights):
-        return relu_output.loss(params, x, weights, cfg.reduction, cfg.hidden_relu)
+        return relu_output.loss(params, x, weights, cfg.reduction, cfg.hidden_relu, cfg.fused)
 
     return loss
 
