@@ -20,13 +20,13 @@ import jax.numpy as jnp
 import optax
 
 from jaxmem.models import mlp
-from jaxmem.train import history_stride
+from jaxmem.train import Logged
 
 SCHEDULES = ("cosine", "constant")
 
 
 @dataclasses.dataclass(frozen=True)
-class FitConfig:
+class FitConfig(Logged):
     """Static settings of a training program.
 
     Attributes:
@@ -72,13 +72,6 @@ class FitConfig:
         if list(c) != sorted(set(c)) or any(int(s) != s or not 0 <= s <= self.steps for s in c):
             raise ValueError(f"checkpoints must be sorted unique ints in [0, steps={self.steps}], got {c!r}")
 
-    @property
-    def log_every(self) -> int:
-        return history_stride(self.steps, self.n_history)
-
-    @property
-    def n_records(self) -> int:
-        return self.steps // self.log_every
 
 
 class Hyper(NamedTuple):

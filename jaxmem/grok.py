@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from jaxmem.tasks import Split
-from jaxmem.train import history_stride
+from jaxmem.train import Logged
 
 OPTIMIZERS = ("adamw", "sgd")
 DECAYS = ("l2", "l1")
@@ -35,7 +35,7 @@ OUTCOMES = ("memorise then generalise", "generalise directly", "memorise only", 
 
 
 @dataclasses.dataclass(frozen=True)
-class GrokConfig:
+class GrokConfig(Logged):
     """Static settings. ``decay="l2"`` is AdamW's decoupled ``w -= lr * wd * w``;
     ``"l1"`` is ``w -= lr * wd * sign(w)``. ``optimizer="sgd"`` is SGD with momentum
     ``b1``. ``keep_params`` also records the params at every history point."""
@@ -57,13 +57,6 @@ class GrokConfig:
             if getattr(self, name) not in known:
                 raise ValueError(f"{name} must be one of {known}, got {getattr(self, name)!r}")
 
-    @property
-    def log_every(self) -> int:
-        return history_stride(self.steps, self.n_history)
-
-    @property
-    def n_records(self) -> int:
-        return self.steps // self.log_every
 
     @property
     def history_steps(self) -> np.ndarray:

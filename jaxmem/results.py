@@ -37,6 +37,24 @@ def load_arrays(path) -> dict:
         return {k: f[k] for k in f.files}
 
 
+def resume_arrays(out, config: dict, resume: bool) -> dict:
+    """The per-run arrays already in ``out/runs.npz`` when resuming a run of the same
+    ``config`` (``--resume``), else ``{}``; refuses another config's folder rather than mix
+    them. Records ``config`` in ``out/config.json`` first, so a run killed before its
+    ``summary.json`` can still be resumed."""
+    out = Path(out)
+    arrays_path, config_path, summary_path = out / "runs.npz", out / "config.json", out / "summary.json"
+    saved = {}
+    if resume and arrays_path.exists():
+        recorded = (load_json(config_path) if config_path.exists()
+                    else load_json(summary_path).get("config") if summary_path.exists() else None)
+        if recorded != json.loads(json.dumps(config, default=_to_builtin)):
+            raise ValueError(f"--resume: {out} holds results of another config; use a new --out")
+        saved = load_arrays(arrays_path)
+    save_json(config_path, config)
+    return saved
+
+
 def finite_or_none(x) -> float | None:
     """``float(x)``, or None (JSON null) where ``x`` is NaN or infinite."""
     return float(x) if np.isfinite(x) else None

@@ -26,8 +26,20 @@ def history_stride(steps: int, n_history: int) -> int:
     return max(d for d in range(1, target + 1) if steps % d == 0)
 
 
+class Logged:
+    """For a config with ``steps`` and ``n_history``: where its history points fall."""
+
+    @property
+    def log_every(self) -> int:
+        return history_stride(self.steps, self.n_history)
+
+    @property
+    def n_records(self) -> int:
+        return self.steps // self.log_every
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Logged):
     """Static settings: shapes, step counts and choices that change the program.
 
     Defaults are SMDD's (SPEC §1): 50,000 full-batch AdamW steps, 5% linear warm-up
@@ -72,13 +84,6 @@ class TrainConfig:
     def warmup_steps(self) -> int:
         return int(round(self.warmup_frac * self.steps))
 
-    @property
-    def log_every(self) -> int:
-        return history_stride(self.steps, self.n_history)
-
-    @property
-    def n_records(self) -> int:
-        return self.steps // self.log_every
 
 
 class Hyper(NamedTuple):

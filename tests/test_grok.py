@@ -211,3 +211,15 @@ def test_experiments_end_to_end(tmp_path, monkeypatch):
         init_scales=(0.5,)))
     summary = grokking_lr.run("quick", tmp_path / "glr", progress=False)
     assert summary["n_runs"] == 4 + 2 + 1 and (tmp_path / "glr" / "lr_phase.png").exists()
+
+
+def test_resume_after_a_kill_reuses_arrays_and_refuses_another_config(tmp_path):
+    from jaxmem import results
+
+    config = {"steps": 10, "lr": [0.1]}
+    assert results.resume_arrays(tmp_path, config, resume=True) == {}
+    results.save_arrays(tmp_path / "runs.npz", {"a": np.arange(3)})  # killed before summary.json
+    assert results.resume_arrays(tmp_path, config, resume=True)["a"].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="another config"):
+        results.resume_arrays(tmp_path, {"steps": 11, "lr": [0.1]}, resume=True)
+    assert results.resume_arrays(tmp_path, {"steps": 11}, resume=False) == {}

@@ -76,9 +76,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
     config = json.loads(json.dumps(dataclasses.asdict(cfg)))
     config.update(accuracy_threshold=grok.ACCURACY_THRESHOLD, grok_delay=grok.GROK_DELAY)
     arrays_path = out / "runs.npz"
-    if resume and arrays_path.exists() and results.load_json(out / "summary.json").get("config") != config:
-        raise ValueError(f"--resume: {out / 'summary.json'} was made with another config; use a new --out")
-    arrays = results.load_arrays(arrays_path) if resume and arrays_path.exists() else {}
+    arrays = results.resume_arrays(out, config, resume)
     steps = cfg.model.grok_config.history_steps
     summary_results = {}
     for name, (optimizer, runs) in grids(cfg).items():

@@ -156,9 +156,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
     config.update(accuracy_threshold=grok.ACCURACY_THRESHOLD, grok_delay=grok.GROK_DELAY,
                   live_neuron_fraction=fourier.LIVE_NEURON_FRACTION, optimizer="adamw", decay="l2")
     arrays_path = out / "runs.npz"
-    if resume and arrays_path.exists() and results.load_json(out / "summary.json").get("config") != config:
-        raise ValueError(f"--resume: {out / 'summary.json'} was made with another config; use a new --out")
-    arrays = results.load_arrays(arrays_path) if resume and arrays_path.exists() else {}
+    arrays = results.resume_arrays(out, config, resume)
     verbose = progress or (progress is None and sys.stderr.isatty())
     for variant in cfg.variants:
         if f"{variant}_test_accuracy" in arrays:

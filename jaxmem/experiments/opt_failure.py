@@ -118,9 +118,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
                   bias_rel_tol=identity.BIAS_REL_TOL, schedule="constant", classes=list(identity.CLASSES))
     config = json.loads(json.dumps(config, default=float))  # as it reads back from summary.json
     arrays_path = out / "runs.npz"
-    if resume and arrays_path.exists() and results.load_json(out / "summary.json").get("config") != config:
-        raise ValueError(f"--resume: {out / 'summary.json'} was made with another config; use a new --out")
-    saved = results.load_arrays(arrays_path) if resume and arrays_path.exists() else {}
+    saved = results.resume_arrays(out, config, resume)
 
     by_n, no_bias, construction = [], [], []
     for n in cfg.ns:

@@ -128,11 +128,8 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
     config = json.loads(json.dumps(dataclasses.asdict(cfg)))
     config.update(optimizer="adamw", accuracy_threshold=grok.ACCURACY_THRESHOLD, grok_delay=grok.GROK_DELAY)
     arrays_path = out / "runs.npz"
-    if resume and arrays_path.exists() and results.load_json(out / "summary.json").get("config") != config:
-        raise ValueError(f"--resume: {out / 'summary.json'} was made with another config; use a new --out")
-    if resume and arrays_path.exists():
-        arrays = results.load_arrays(arrays_path)
-    else:
+    arrays = results.resume_arrays(out, config, resume)
+    if not arrays:
         runs = grid(cfg)
         if progress or (progress is None and sys.stderr.isatty()):
             print(f"parity-grid: training {len(runs['seed'])} models as one program ...", file=sys.stderr, flush=True)
