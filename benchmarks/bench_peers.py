@@ -128,6 +128,9 @@ def summarize(cfg, sweep, repeats: int, measured) -> dict:
         "jax_seconds": jax_s, "jax_compile_seconds": compile_s,
         "jax_wall_seconds": statistics.median(r.wall_seconds for r in jax_runs),
         "jax_model_steps_per_s": n_runs * cfg.steps / jax_s,
+        "jax_buckets": [list(b.sizes) for b in jax_runs[0].buckets],
+        "jax_seconds_by_bucket": [statistics.median(r.bucket_train_seconds[i] for r in jax_runs)
+                                  for i in range(len(jax_runs[0].buckets))],
         "jax_train_loss": jax_runs[0].arrays["train_loss"][:, 0, 0, 0].mean(-1).tolist(),
     }
     for name, runs in torch_runs.items():
