@@ -374,7 +374,7 @@ def _train_bucket(cfg, sweep, bucket, specs, pairs, test, k, data_root, runs_bat
     t0 = time.perf_counter()
     programs = compile_bucket(shape)
     compile_seconds = time.perf_counter() - t0
-    sets, states = programs.make_sets(*dataset_inputs), programs.start(runs)
+    sets, states = jax.block_until_ready((programs.make_sets(*dataset_inputs), programs.start(runs)))
     histories, train_seconds = [], 0.0
     for c in range(cfg.n_records // shape.chunk_records):
         t0 = time.perf_counter()
