@@ -61,16 +61,24 @@ def weight_heatmaps(steps, w_in_history, path, n_panels: int = 5) -> None:
 
 
 def neuron_waves(w_in_PxH, path) -> None:
-    """Each neuron's input weights over the input number, a panel per key frequency."""
+    """Each live neuron's input weights, a column per key frequency k: over the input
+    number (top) and over the inputs reordered by ``k i mod p`` (bottom), where a neuron
+    of frequency k is one smooth wave."""
     freq = fourier.neuron_frequencies(w_in_PxH)
-    keys = freq["key_frequencies"]
-    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.4 * max(1, len(keys)), 3), squeeze=False, sharey=True)
-    for ax, k in zip(axes[0], keys):
+    keys, p = freq["key_frequencies"], w_in_PxH.shape[0]
+    cols = max(1, len(keys))
+    fig, axes = plt.subplots(2, cols, figsize=(3.4 * cols, 5.4), squeeze=False, sharey=True)
+    for col, k in enumerate(keys):
+        order = np.argsort((k * np.arange(p)) % p)  # inputs i sorted by k i mod p
         for h in np.flatnonzero((freq["dominant"] == k) & freq["live"]):
-            ax.plot(w_in_PxH[:, h], lw=1)
-        ax.set(title=f"frequency {k}", xlabel="input number")
-    axes[0, 0].set_ylabel("input weight")
+            axes[0, col].plot(w_in_PxH[:, h], lw=0.8)
+            axes[1, col].plot(w_in_PxH[order, h], lw=1)
+        axes[0, col].set(title=f"frequency {k}", xlabel="input number i")
+        axes[1, col].set(xlabel=f"inputs ordered by {k} i mod {p}")
+    for row in axes:
+        row[0].set_ylabel("input weight")
     fig.suptitle("Neurons grouped by dominant frequency (live neurons)")
+    fig.tight_layout()
     _save(fig, path)
 
 
