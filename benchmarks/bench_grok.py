@@ -9,6 +9,12 @@ after a warm-up for the program; every model of the loop runs once after its sha
 compile.
 
     python benchmarks/bench_grok.py --quick --json bench_grok.json
+
+``--paper-estimate S`` instead trains each hidden-size group of the paper preset (225
+models each) for ``S`` steps and extrapolates the whole preset's training time to its
+20,000 steps (time per step is constant along a run: the history is every 100 steps).
+
+    python benchmarks/bench_grok.py --paper-estimate 200
 """
 from __future__ import annotations
 
@@ -52,6 +58,27 @@ def time_loop(cfg: parity_grid.ParityConfig) -> dict:
     return {"train_seconds": train_s, "compile_seconds": compile_s, "compiles": len(compiled)}
 
 
+def paper_estimate(steps: int) -> dict:
+    """Seconds per hidden-size group of the paper grid at ``steps``, scaled to its steps."""
+    cfg = parity_grid.PRESETS["paper"]
+    short = dataclasses.replace(cfg, steps=steps, n_history=max(1, steps // 100))
+    runs = parity_grid.grid(short)
+    groups = {}
+    for h in short.hidden_sizes:
+        sel = {k: v[runs["hidden"] == h] for k, v in runs.items()}
+        _, compile_s, _ = parity_grid.train_grid(short, sel)
+        _, _, seconds = parity_grid.train_grid(short, sel)
+        groups[h] = {"models": int(sel["seed"].size), "seconds": seconds, "compile_seconds": compile_s,
+                     "estimated_paper_seconds": seconds * cfg.steps / steps}
+        print(f"hidden {h}: {groups[h]['models']} models x {steps} steps in {seconds:.2f} s "
+              f"(compile {compile_s:.1f} s) -> {groups[h]['estimated_paper_seconds'] / 60:.1f} min at {cfg.steps}",
+              flush=True)
+    total = sum(g["estimated_paper_seconds"] for g in groups.values())
+    print(f"paper preset ({sum(g['models'] for g in groups.values())} models x {cfg.steps} steps): "
+          f"about {total / 3600:.2f} h of training on this device")
+    return {"steps": steps, "groups": groups, "estimated_paper_seconds": total}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the quick preset's grid at --steps (a CPU)")
@@ -60,7 +87,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None,
                         help="runs vmapped at a time in the program (0: all; default: all on an accelerator, 1 on CPU)")
     parser.add_argument("--json", default=None, help="write the figures to this file")
+    parser.add_argument("--paper-estimate", type=int, default=None, metavar="STEPS",
+                        help="time each hidden-size group of the paper grid at STEPS steps and extrapolate")
     args = parser.parse_args()
+    if args.paper_estimate:
+        out = {**paper_estimate(args.paper_estimate), **results.environment()}
+        if args.json:
+            results.save_json(args.json, out)
+        return
     cfg = parity_grid.PRESETS["quick" if args.quick else "paper"]
     if args.steps:
         cfg = dataclasses.replace(cfg, steps=args.steps)

@@ -143,12 +143,46 @@ def constructed(construction: dict, path) -> None:
     _save(fig, path)
 
 
+def seed_curves(steps, h: dict, plateau_mask, title: str, path, n_max: int = 8) -> None:
+    """Train and test accuracy of each seed in its own panel, the longest plateau (train
+    accuracy >= 0.99, test < 0.5) shaded."""
+    n = min(n_max, h["train_accuracy"].shape[0])
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, sharex=True, sharey=True)
+    for s, ax in enumerate(axes.ravel()):
+        if s >= n:
+            ax.axis("off")
+            continue
+        ax.plot(steps, h["train_accuracy"][s], color="tab:red", lw=1, label="train")
+        ax.plot(steps, h["test_accuracy"][s], color="tab:blue", lw=1.2, label="test")
+        first, length = grok.longest_run(plateau_mask[s])
+        if length:
+            ax.axvspan(steps[first] - steps[0], steps[first + length - 1], color="0.85", zorder=0, label="plateau")
+        ax.set(title=f"seed {s}", ylim=(-0.02, 1.02))
+        if s % cols == 0:
+            ax.set_ylabel("accuracy")
+        if s >= n - cols:
+            ax.set_xlabel("step")
+    axes[0, 0].legend(fontsize=7, loc="center right")
+    fig.suptitle(f"{title}: train (red) and test (blue) accuracy per seed; grey: train >= 0.99 while test < 0.5")
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def modular_addition(arrays: dict, cfg, construction: dict, out) -> None:
     out, steps = Path(out), arrays["history_steps"]
     hist = lambda v: {k: arrays[f"{v}_{k}"] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
     learning_curves(steps, {v: hist(v) for v in cfg.variants}, f"(a + b) mod {cfg.p}", out / "curves.png")
-    w_in, w_out = arrays["factored_w_input"][0], arrays["factored_w_output"][0]
-    weight_heatmaps(steps, arrays["factored_w_input_history"][0], out / "weights_over_training.png")
+    for v in cfg.variants:
+        h = hist(v)
+        plateau = (h["train_accuracy"] >= grok.ACCURACY_THRESHOLD) & (h["test_accuracy"] < 0.5)
+        seed_curves(steps, h, plateau, f"{v}, (a + b) mod {cfg.p}", out / f"curves_{v}.png")
+    variant = cfg.variants[0]
+    final_test = arrays[f"{variant}_test_accuracy"][:, -1]
+    s = int(np.argmax(final_test >= grok.ACCURACY_THRESHOLD)) if (final_test >= grok.ACCURACY_THRESHOLD).any() else 0
+    w_in, w_out = (np.asarray(arrays[f"{variant}_{k}"][s], np.float32) for k in ("w_input", "w_output"))
+    weight_heatmaps(arrays["snapshot_steps"], arrays[f"{variant}_w_input_history"][s], out / "weights_over_training.png")
     neuron_waves(w_in, out / "neuron_waves.png")
     stars(w_in, w_out, out / "stars.png")
     freq = fourier.neuron_frequencies(w_in)
@@ -159,7 +193,7 @@ def modular_addition(arrays: dict, cfg, construction: dict, out) -> None:
     group = np.where(freq["live"], freq["dominant"], 0)
     logits = np.asarray(fourier.group_logits(h[None], w_out, group, keys))[:, 0]
     frequency_logits(logits, keys, (a + b) % cfg.p, a, b, out / "frequency_logits.png")
-    mode_losses(steps, arrays["factored_mode_loss"][0], keys, out / "mode_losses.png")
+    mode_losses(arrays["snapshot_steps"], arrays[f"{variant}_mode_loss"][s], keys, out / "mode_losses.png")
     constructed(construction, out / "constructed.png")
 
 
@@ -192,12 +226,15 @@ def outcome_maps(counts_NxHxWxC, train_sizes, hidden_sizes, weight_decays, path)
     _save(fig, path)
 
 
-def outcome_examples(steps, arrays: dict, path) -> None:
-    """Loss and accuracy curves of one run of each outcome class present."""
-    present = [c for c in range(len(grok.OUTCOMES)) if np.any(arrays["o_outcome"] == c)]
+def outcome_examples(steps, arrays: dict, path, cfg) -> None:
+    """Loss and accuracy curves of one run of each (loss-rule) outcome class present, with
+    the rule's loss threshold."""
+    code = arrays["o_loss_outcome"]
+    present = [c for c in range(len(grok.OUTCOMES)) if np.any(code == c)]
     fig, axes = plt.subplots(2, len(present), figsize=(3.6 * len(present), 5.5), squeeze=False, sharex=True)
     for col, c in enumerate(present):
-        i = np.flatnonzero(arrays["o_outcome"] == c)[0]
+        i = np.flatnonzero(code == c)[0]
+        axes[0, col].axhline(cfg.loss_threshold, color="k", lw=0.6, ls=":")
         axes[0, col].plot(steps, arrays["train_loss"][i], label="train")
         axes[0, col].plot(steps, arrays["test_loss"][i], label="test")
         axes[0, col].set(yscale="log", title=f"{grok.OUTCOMES[c]}\nn={arrays['train_size'][i]}, h={arrays['hidden'][i]}, "
@@ -213,45 +250,33 @@ def outcome_examples(steps, arrays: dict, path) -> None:
 
 
 def parity_grid(arrays: dict, cfg, out) -> None:
-    from jaxmem.experiments.parity_grid import outcome_grid
-
+    """Outcome maps by the article's loss rule and, as a second view, by accuracy."""
     out = Path(out)
-    outcome_maps(outcome_grid(cfg, arrays["o_outcome"]), cfg.train_sizes, cfg.hidden_sizes, cfg.weight_decays,
-                 out / "outcome_maps.png")
-    outcome_examples(arrays["history_steps"], arrays, out / "outcome_examples.png")
-
-
-def _lr_wd_panel(ax, arrays: dict, name: str, lrs, wds, norm, title: str):
-    gen = arrays[f"{name}_generalise_step"].reshape(len(lrs), len(wds), -1)
-    code = arrays[f"{name}_outcome"].reshape(len(lrs), len(wds), -1)
-    median = np.array([[np.median(g[np.isfinite(g)]) if np.isfinite(g).any() else np.nan for g in row] for row in gen])
-    image = ax.imshow(median.T, origin="lower", aspect="auto", cmap="viridis_r", norm=norm)
-    for i in range(len(lrs)):
-        for j in range(len(wds)):
-            counts = np.bincount(code[i, j], minlength=len(grok.OUTCOMES))
-            text = "\n".join(f"{OUTCOME_SHORT[c]} {counts[c]}" for c in np.flatnonzero(counts))
-            ax.text(i, j, text, ha="center", va="center", fontsize=6, color="k" if np.isfinite(median[i, j]) else "0.3")
-    ax.set(xticks=range(len(lrs)), xticklabels=[f"{v:g}" for v in lrs], yticks=range(len(wds)),
-           yticklabels=[f"{v:g}" for v in wds], xlabel="learning rate", ylabel="weight decay", title=title)
-    return image
+    for key, name in (("o_loss_outcome", "outcome_maps.png"), ("o_outcome", "outcome_maps_accuracy.png")):
+        counts = grok.count_classes(np.asarray(arrays[key]).reshape(cfg.grid_shape))
+        outcome_maps(counts, cfg.train_sizes, cfg.hidden_sizes, cfg.weight_decays, out / name)
+    outcome_examples(arrays["history_steps"], arrays, out / "outcome_examples.png", cfg)
 
 
 def grokking_lr(arrays: dict, cfg, out) -> None:
-    """Median step to generalise (colour; blank: none generalised) over lr x weight decay
-    for Adam and SGD, with outcome counts; and steps to generalise vs initial scale."""
-    out, steps_total = Path(out), cfg.model.steps
-    norm = plt.matplotlib.colors.LogNorm(vmin=cfg.model.grok_config.log_every, vmax=steps_total)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
-    for ax, name, lrs, title in ((axes[0], "adam", cfg.adam_lrs, "AdamW"),
-                                 (axes[1], "sgd", cfg.sgd_lrs, f"SGD, momentum {cfg.sgd_momentum}")):
-        image = _lr_wd_panel(ax, arrays, name, lrs, cfg.weight_decays, norm, title)
-    fig.colorbar(image, ax=axes[:2], label="median step to test accuracy >= 0.99")
-    gen, scale = arrays["init_scale_generalise_step"], arrays["init_scale_init_scale"]
-    never = ~np.isfinite(gen)
-    axes[2].scatter(scale[~never], gen[~never], color="tab:green", label="generalised")
-    axes[2].scatter(scale[never], np.full(never.sum(), steps_total), marker="x", color="tab:red",
-                    label=f"not within {steps_total} steps")
-    axes[2].set(xscale="log", yscale="log", xlabel="initial weight scale", ylabel="step to generalise",
-                title=f"AdamW, no weight decay, lr {arrays['init_scale_lr'][0]:g}")
-    axes[2].legend(fontsize=8)
+    """A panel per grid: each run's step to generalise (dots; crosses at the top: not
+    within the steps) and to memorise (grey), against the lr (or the init scale)."""
+    out, total = Path(out), cfg.model.steps
+    fig, axes = plt.subplots(1, len(cfg.grids), figsize=(3.8 * len(cfg.grids), 3.8), squeeze=False, sharey=True)
+    for ax, grid in zip(axes[0], cfg.grids):
+        name = grid.name
+        x = arrays[f"{name}_init_scale"] if len(grid.init_scales) > 1 else arrays[f"{name}_lr"]
+        jitter = np.exp(0.08 * (arrays[f"{name}_seed"] - arrays[f"{name}_seed"].mean()))
+        for key, color, label in (("memorise_step", "0.6", "memorised"), ("generalise_step", "tab:green", "generalised")):
+            y = arrays[f"{name}_{key}"]
+            ok = np.isfinite(y)
+            ax.scatter((x * jitter)[ok], y[ok], s=14, color=color, label=label)
+        never = ~np.isfinite(arrays[f"{name}_generalise_step"])
+        ax.scatter((x * jitter)[never], np.full(never.sum(), total), marker="x", color="tab:red",
+                   label=f"not generalised in {total}")
+        ax.set(xscale="log", yscale="log", title=f"{name}: {grid.optimizer}, {grid.loss}, p = {grid.p}",
+               xlabel="initial weight scale" if len(grid.init_scales) > 1 else "learning rate")
+    axes[0, 0].set_ylabel("step (test / train accuracy >= 0.99)")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
     _save(fig, out / "lr_phase.png")

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class Split(NamedTuple):
@@ -21,20 +22,34 @@ class Split(NamedTuple):
     test_labels: jax.Array
 
 
-def n_train_pairs(p: int, train_frac: float) -> int:
+def n_train_pairs(p: int, train_frac: float, symmetric: bool = True) -> int:
+    """Training pairs of the split: ``int(train_frac * n_pairs)`` as the explorable's code
+    rounds, with ``p (p + 1) / 2`` unordered pairs (``symmetric``) or ``p^2`` ordered ones."""
     if int(p) != p or p < 2:
         raise ValueError(f"p must be an integer >= 2, got {p!r}")
     if not 0.0 < train_frac < 1.0:
         raise ValueError(f"train_frac must lie in (0, 1), got {train_frac!r}")
-    return max(1, round(train_frac * p * p))
+    return max(1, int(train_frac * n_pairs(p, symmetric)))
 
 
-def modular_addition(key, p: int, train_frac: float = 0.4) -> Split:
-    """All ``p^2`` pairs ``(a, b)`` with label ``(a + b) mod p``, split at random by ``key``;
-    inputs are dicts ``{"a": int [N], "b": int [N]}``."""
-    n_train = n_train_pairs(p, train_frac)
-    order = jax.random.permutation(key, p * p)
-    a, b = order // p, order % p
+def n_pairs(p: int, symmetric: bool = True) -> int:
+    return p * (p + 1) // 2 if symmetric else p * p
+
+
+def modular_addition(key, p: int, train_frac: float = 0.4, symmetric: bool = True) -> Split:
+    """Pairs ``(a, b)`` with label ``(a + b) mod p``, split at random by ``key``; inputs
+    are dicts ``{"a": int [N], "b": int [N]}``.
+
+    ``symmetric`` (the explorable's ``is_symmetric_input``) keeps only ``a <= b``. With
+    all ``p^2`` ordered pairs the split leaks: the model is symmetric in ``(a, b)``, so
+    a test pair's mirror is in the training set with probability ``train_frac``.
+    """
+    n_train = n_train_pairs(p, train_frac, symmetric)
+    a, b = np.divmod(np.arange(p * p, dtype=np.int32), p)
+    if symmetric:
+        a, b = a[a <= b], b[a <= b]
+    order = jax.random.permutation(key, a.shape[0])
+    a, b = jnp.asarray(a)[order], jnp.asarray(b)[order]
     labels = (a + b) % p
     return Split({"a": a[:n_train], "b": b[:n_train]}, labels[:n_train], jnp.ones(n_train),
                  {"a": a[n_train:], "b": b[n_train:]}, labels[n_train:])

@@ -91,7 +91,7 @@ def _quadratic_step(decay, optimizer="adamw"):
     w0 = jnp.array([1.5, -2.0, 0.25])
     g = 2 * (w0 - jnp.array([1.0, 1.0, 1.0]))  # gradient of |w - 1|^2
     opt = grok.direction(cfg, hyper)
-    step_dir, _ = opt.update({"w": g}, opt.init({"w": w0}))
+    step_dir, _ = opt.update(grok.with_l1(cfg, hyper, {"w": w0}, {"w": g}), opt.init({"w": w0}))
     return np.asarray(grok.decayed(cfg, hyper, {"w": w0}, step_dir)["w"]), np.asarray(w0), np.asarray(g)
 
 
@@ -102,8 +102,27 @@ def test_one_l2_decay_step_matches_hand_computation():
 
 
 def test_one_l1_decay_step_matches_hand_computation():
+    """L1 as the explorable's code: wd * sign(w) joins the gradient before Adam."""
     w1, w0, g = _quadratic_step("l1")
-    np.testing.assert_allclose(w1, w0 - 0.1 * (g / (np.abs(g) + 1e-8) + 0.5 * np.sign(w0)), rtol=1e-6)
+    g_l1 = g + 0.5 * np.sign(w0)
+    np.testing.assert_allclose(w1, w0 - 0.1 * g_l1 / (np.abs(g_l1) + 1e-8), rtol=1e-6)
+    # two steps against optax.chain(l1, adam), the source's optimiser
+    import optax
+    cfg, hyper = grok.GrokConfig(steps=2, decay="l1", n_history=1), grok.GrokHyper(0.1, 0.5, 0.9, 0.98)
+    target = jnp.array([1.0, 1.0, 1.0])
+    split = tasks.Split(jnp.zeros(1), jnp.zeros(1, jnp.int32), jnp.ones(1), jnp.zeros(1), jnp.zeros(1, jnp.int32))
+    # a "model" whose cross-entropy gradient is that of a quadratic would be contrived: compare on a linear logit
+    apply = lambda p, x: jnp.stack([jnp.zeros(()), p["w"] @ target])[None]
+    ours = grok.train(cfg, apply, hyper, {"w": jnp.asarray(w0)}, split).params["w"]
+    l1 = optax.GradientTransformation(lambda p: optax.EmptyState(),
+                                      lambda u, s, p: (jax.tree.map(lambda g_, w: g_ + 0.5 * jnp.sign(w), u, p), s))
+    opt = optax.chain(l1, optax.adam(0.1, b1=0.9, b2=0.98))
+    loss = lambda p: grok.example_losses(apply(p, None), jnp.zeros(1, jnp.int32), "ce")[0]
+    p, state = {"w": jnp.asarray(w0)}, opt.init({"w": jnp.asarray(w0)})
+    for _ in range(2):
+        updates, state = opt.update(jax.grad(loss)(p), state, p)
+        p = optax.apply_updates(p, updates)
+    np.testing.assert_allclose(ours, p["w"], rtol=1e-6)
 
 
 def test_one_sgd_momentum_step_matches_hand_computation():
@@ -118,8 +137,56 @@ def test_losses_match_hand_computation():
     expected = [-np.log(np.exp(2) / (np.exp(2) + 1 + np.exp(-1))), -np.log(1 / (2 * np.exp(0.5) + 1))]
     np.testing.assert_allclose(ce, expected, rtol=1e-6)
     np.testing.assert_allclose(grok.example_losses(logits, labels, "mse"), [1 + 0 + 1, 0.25 + 0.25 + 1])
-    loss, acc = grok.evaluate(logits, labels, "ce", jnp.array([1.0, 0.0]))
+    cfg = grok.GrokConfig()
+    loss, acc = grok.evaluate(cfg, logits, labels, jnp.array([1.0, 0.0]))
     assert float(acc) == 1.0 and np.isclose(float(loss), expected[0])
+    # the explorable's -mean(onehot * log_softmax): cross-entropy / classes
+    np.testing.assert_allclose(grok.example_losses(logits, labels, "ce", class_mean=True), np.array(expected) / 3,
+                               rtol=1e-6)
+    # a recorded loss floored per example at float32's -log(1 - eps) = 2^-23 (to first order)
+    assert np.isclose(grok.FLOAT32_LOSS_FLOOR, 2.0 ** -23, rtol=1e-6)
+    sure = jnp.array([[40.0, 0.0, 0.0], [0.0, 0.0, 40.0]])  # cross-entropy about 8e-18
+    floored, _ = grok.evaluate(dataclasses.replace(cfg, loss_floor=grok.FLOAT32_LOSS_FLOOR), sure, labels)
+    assert float(grok.evaluate(cfg, sure, labels)[0]) < 1e-16 and np.isclose(float(floored), 2.0 ** -23, rtol=1e-6)
+
+
+def test_faithful_init_has_the_sources_shapes_scales_and_dtypes():
+    """haiku's VarianceScaling(2.0) embedding and TruncatedNormal(1 / sqrt(fan_in))
+    projections; embedding float32 and projections float64 as the source runs."""
+    p, d, h = 67, 500, 24
+    with jax.enable_x64(True):
+        params = modular.init(jax.random.key(0), p, d, h, precision="source")
+        assert {k: v.shape for k, v in params.items()} == {"embed": (p, d), "in_proj": (d, h), "out_proj": (h, d)}
+        assert params["embed"].dtype == jnp.float32 and params["in_proj"].dtype == jnp.float64
+        assert modular.apply(params, jnp.array([1]), jnp.array([2])).dtype == jnp.float64
+        cut = modular.TRUNCATED_STD
+        for name, std, bound in (("embed", np.sqrt(2 / p), 2 * np.sqrt(2 / p) / cut),
+                                 ("in_proj", cut / np.sqrt(d), 2 / np.sqrt(d)), ("out_proj", cut / np.sqrt(h), 2 / np.sqrt(h))):
+            w = np.asarray(params[name], np.float64)
+            assert abs(w.std() / std - 1) < 0.03 and np.abs(w).max() <= bound * (1 + 1e-6), name
+            assert abs(w.mean()) < 0.05 * std, name
+        flat = modular.init(jax.random.key(0), p, d, h, factored=False, precision="source")
+        np.testing.assert_allclose(flat["W_in"], modular.input_weights(params), rtol=1e-12)
+        np.testing.assert_allclose(flat["W_out"], modular.output_weights(params), rtol=1e-12)
+    with pytest.raises(ValueError, match="enable_x64"):
+        modular.init(jax.random.key(0), p, 8, 4, precision="float64")
+
+
+def test_faithful_loss_matches_a_float64_hand_computation():
+    p = 13
+    with jax.enable_x64(True):
+        split = tasks.modular_addition(jax.random.key(3), p)
+        params = modular.init(jax.random.key(4), p, 20, 6, precision="source")
+        a, b, y = (np.asarray(v) for v in (split.train_inputs["a"], split.train_inputs["b"], split.train_labels))
+        E, Wh, Wo = (np.asarray(params[k], np.float64) for k in ("embed", "in_proj", "out_proj"))
+        one_hot = np.eye(p)
+        logits = np.maximum((one_hot[a] @ E) @ Wh + (one_hot[b] @ E) @ Wh, 0) @ Wo @ E.T
+        logp = logits - logits.max(1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+        hand = -np.mean(one_hot[y] * logp)
+        ours = grok.example_losses(modular.apply(params, split.train_inputs["a"], split.train_inputs["b"]),
+                                   split.train_labels, "ce", class_mean=True).mean()
+        np.testing.assert_allclose(float(ours), hand, rtol=1e-12)
 
 
 @pytest.mark.parametrize("batch", [0, 1])
@@ -161,12 +228,60 @@ def test_outcome_classes_follow_the_documented_thresholds():
     assert sum(counts.values()) == 5 and all(v == 1 for v in counts.values())
 
 
+def _pairs(inputs):
+    return set(zip(np.asarray(inputs["a"]).tolist(), np.asarray(inputs["b"]).tolist()))
+
+
 def test_modular_split_covers_all_pairs_once():
-    split = tasks.modular_addition(jax.random.key(0), 11, 0.4)
+    split = tasks.modular_addition(jax.random.key(0), 11, 0.4, symmetric=False)
     a = np.concatenate([split.train_inputs["a"], split.test_inputs["a"]])
     b = np.concatenate([split.train_inputs["b"], split.test_inputs["b"]])
     assert len(split.train_labels) == 48 and sorted(a * 11 + b) == list(range(121))
     assert np.all(np.concatenate([split.train_labels, split.test_labels]) == (a + b) % 11)
+
+
+def test_symmetric_split_has_no_mirrored_test_pair():
+    """The explorable's split: 911 of the 2,278 pairs a <= b train, and no test pair's
+    mirror is in the training set; the ordered split leaks about train_frac of them."""
+    split = tasks.modular_addition(jax.random.key(0), 67)
+    train, test = _pairs(split.train_inputs), _pairs(split.test_inputs)
+    assert len(train) == 911 and len(test) == 2278 - 911 and not train & test
+    assert all(a <= b for a, b in train | test)
+    assert not {(b, a) for a, b in test} & train
+    assert np.all(split.test_labels == (np.asarray(split.test_inputs["a"]) + np.asarray(split.test_inputs["b"])) % 67)
+    leaky = tasks.modular_addition(jax.random.key(0), 67, symmetric=False)
+    train, test = _pairs(leaky.train_inputs), _pairs(leaky.test_inputs)
+    assert 0.35 < np.mean([(b, a) in train for a, b in test]) < 0.45
+
+
+def test_loss_classes_follow_the_articles_rule_at_each_threshold():
+    """Hand-made loss curves on each side of each threshold of the figure code."""
+    steps = np.arange(1, 6) * 100
+    t, r = grok.LOSS_THRESHOLD, grok.RATIO_THRESHOLD
+    curves = {  # name: (train loss curve, test loss curve, expected class)
+        "learn nothing": ([1.0, 0.5, 0.1, 2 * t, 1.5 * t], [1.0] * 5, 3),
+        "memorise only": ([1.0, 0.1, 0.5 * t, 0.5 * t, 0.5 * t], [1.0, 1.0, 1.0, 0.5, 2 * t], 2),
+        "generalise directly": ([1.0, 0.1, 1e-6, 1e-7, 1e-7], [1.0, 0.2, 0.99 * r * 1e-6, 1e-6, 1e-6], 1),
+        "grok": ([1.0, 0.1, 1e-7, 1e-7, 1e-7], [1.0, 0.9, 1.01 * r * 1e-7, 1e-3, 0.5 * t], 0),
+    }
+    train = np.array([c[0] for c in curves.values()])
+    test = np.array([c[1] for c in curves.values()])
+    ones = np.ones_like(train)
+    out = grok.outcomes(grok.History(train, test, ones, ones), steps)
+    assert out["loss_outcome"].tolist() == [c[2] for c in curves.values()]
+    np.testing.assert_allclose(out["min_train_loss"], train.min(1))
+    # the thresholds are settings
+    loose = grok.outcomes(grok.History(train, test, ones, ones), steps, loss_threshold=3 * t, ratio_threshold=2 * r)
+    assert loose["loss_outcome"].tolist() == [2, 0, 1, 1]  # memorise-only train loss now counts; its ratio is 2e5
+
+
+def test_plateau_is_the_longest_memorised_stretch_below_half_test_accuracy():
+    steps = np.arange(1, 11) * 250
+    train = np.array([[0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1]], float)
+    test = np.array([[0.0, 0.1, 0.2, 0.6, 0.1, 0.1, 0.1, 0.1, 0.3, 1.0]])
+    out = grok.outcomes(grok.History(train, train, train, test), steps)
+    assert out["plateau_steps"].tolist() == [5 * 250]  # points 4-8
+    assert [v.tolist() for v in grok.longest_run(np.array([[0, 1, 1, 0, 1, 1, 1]]))] == [[4], [3]]
 
 
 @pytest.mark.parametrize("make, match", [
@@ -179,6 +294,8 @@ def test_modular_split_covers_all_pairs_once():
     (lambda: grok.GrokConfig(steps=-1), "steps"),
     (lambda: parity_grid.ParityConfig(hidden_sizes=(16, -2)), "hidden_sizes"),
     (lambda: modular_addition.ModularConfig(activation="gelu"), "activation"),
+    (lambda: modular_addition.ModularConfig(precision="float16"), "precision"),
+    (lambda: modular_addition.ModularConfig(variants=("tied",)), "variants"),
 ])
 def test_bad_input_names_the_value(make, match):
     with pytest.raises(ValueError, match=match):
@@ -193,7 +310,9 @@ def test_experiments_end_to_end(tmp_path, monkeypatch):
     summary = parity_grid.run("quick", tmp_path / "pg", progress=False)
     assert summary["n_runs"] == 16 and sum(summary["results"]["outcomes"].values()) == 16
     assert len(summary["results"]["runs"]) == 16 and "min_test_loss" in summary["results"]["runs"][0]
-    assert {"outcome_maps.png", "outcome_examples.png", "runs.npz"} <= {f.name for f in (tmp_path / "pg").iterdir()}
+    assert {"outcome_maps.png", "outcome_maps_accuracy.png", "outcome_examples.png", "runs.npz"} <= {
+        f.name for f in (tmp_path / "pg").iterdir()}
+    assert sum(summary["results"]["outcomes_by"]["weight_decay"]["1.0"].values()) == 8
 
     small = modular_addition.ModularConfig(p=11, n_embed=6, n_hidden=8, seeds=2, steps=60, n_history=6,
                                            construct_p=(11,), construct_n=(4, 5))
@@ -202,15 +321,20 @@ def test_experiments_end_to_end(tmp_path, monkeypatch):
     assert summary["results"]["constructed"]["square_accuracy"] == [[pytest.approx(summary["results"]["constructed"]
                                                                                    ["square_accuracy"][0][0]), 1.0]]
     assert sum(summary["results"]["factored"]["outcomes"].values()) == 2
-    assert len(list((tmp_path / "ma").glob("*.png"))) == 7
+    assert len(list((tmp_path / "ma").glob("*.png"))) == 9
+    run0 = summary["results"]["factored"]["runs"][0]
+    assert {"memorise_step", "generalise_step", "key_frequencies", "neurons_per_key_frequency", "plateau_steps"} <= set(run0)
     again = modular_addition.run("quick", tmp_path / "ma", resume=True, progress=False)
     assert again["results"]["factored"] == json.loads(json.dumps(summary["results"]["factored"]))
 
+    G = grokking_lr.LrGrid
     monkeypatch.setitem(grokking_lr.PRESETS, "quick", grokking_lr.GrokLrConfig(
-        model=dataclasses.replace(small, seeds=1), adam_lrs=(1e-3, 1e-2), sgd_lrs=(0.1,), weight_decays=(0.0, 1.0),
-        init_scales=(0.5,)))
+        model=dataclasses.replace(small, seeds=1, precision="float32"),
+        grids=(G("adam", (1e-3, 1e-2), weight_decays=(0.0, 1.0)), G("sgd13", (0.1,), optimizer="sgd", p=13),
+               G("scale", (1e-2,), loss="mse", weight_decays=(0.0,), init_scales=(0.3, 1.0)))))
     summary = grokking_lr.run("quick", tmp_path / "glr", progress=False)
-    assert summary["n_runs"] == 4 + 2 + 1 and (tmp_path / "glr" / "lr_phase.png").exists()
+    assert summary["n_runs"] == 4 + 1 + 2 and (tmp_path / "glr" / "lr_phase.png").exists()
+    assert summary["results"]["sgd13"]["p"] == 13 and len(summary["results"]["scale"]["cells"]) == 2
 
 
 def test_resume_after_a_kill_reuses_arrays_and_refuses_another_config(tmp_path):

@@ -1,0 +1,84 @@
+"""The explorable's modular-addition model: training steps per second per model.
+
+One model alone; ``--seeds`` models in one program, vmapped or mapped one at a time
+(``lax.map``, the CPU default); and two programs of half the seeds dispatched together
+(how ``modular-addition`` trains its two variants side by side). In the source's
+precision (embedding float32, the rest float64) and in float32. Training time only:
+compiles are timed apart; median of ``--repeats`` after a warm-up. The explorable
+reports about 1,000 steps/s for one model on a V100.
+
+    python benchmarks/bench_modular.py --steps 2000 --json bench_modular.json
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+
+import jax
+
+from jaxmem import grok, results
+from jaxmem.experiments import modular_addition
+
+
+def timed(programs, repeats: int) -> tuple[float, float]:
+    """(median s from dispatch to the last result, compile s) of ``programs``, a list of
+    (fn, args) dispatched together; the first dispatch is the warm-up."""
+    compiled, compile_s = [], 0.0
+    for fn, args in programs:
+        t0 = time.perf_counter()
+        compiled.append((jax.jit(fn).lower(*args).compile(), args))
+        compile_s += time.perf_counter() - t0
+    seconds = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        jax.block_until_ready([program(*args) for program, args in compiled])
+        seconds.append(time.perf_counter() - t0)
+    return statistics.median(seconds[1:]), compile_s
+
+
+def measure(cfg: modular_addition.ModularConfig, seeds: int, repeats: int) -> dict:
+    def program(n_seeds, batch, first=0):
+        fn, seed_ids, hyper = modular_addition.seeds_program(dataclasses.replace(cfg, seeds=n_seeds), "factored",
+                                                             batch=batch)
+        return fn, (seed_ids + first, hyper)
+
+    half = seeds // 2
+    cases = {"single": ([program(1, 1)], 1), f"lax.map of {seeds}": ([program(seeds, 1)], seeds),
+             f"vmap of {seeds}": ([program(seeds, 0)], seeds),
+             f"two programs of {half}": ([program(half, 1), program(half, 1, half)], 2 * half)}
+    out = {}
+    with cfg.precision_context():
+        for name, (programs, n_models) in cases.items():
+            seconds, compile_s = timed(programs, repeats)
+            out[name] = {"seconds": seconds, "compile_seconds": compile_s, "models": n_models,
+                         "steps_per_second_per_model": cfg.steps / seconds,
+                         "model_steps_per_second": n_models * cfg.steps / seconds}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precisions", default="source,float32")
+    parser.add_argument("--json", default=None, help="write the figures to this file")
+    args = parser.parse_args()
+    out = {"steps": args.steps, **results.environment(), "by_precision": {}}
+    for precision in args.precisions.split(","):
+        cfg = dataclasses.replace(modular_addition.PRESETS["quick"], steps=args.steps, n_history=10,
+                                  precision=precision)
+        out["by_precision"][precision] = figures = measure(cfg, args.seeds, args.repeats)
+        for name, f in figures.items():
+            print(f"{precision:8s} {name:22s} {f['steps_per_second_per_model']:7.0f} steps/s per model, "
+                  f"{f['model_steps_per_second']:7.0f} model-steps/s (compile {f['compile_seconds']:.1f} s)", flush=True)
+    print(f"on {out['backend']} ({out['cpu']}), {args.steps} steps, median of {args.repeats} after a warm-up")
+    if args.json:
+        results.save_json(args.json, out)
+
+
+if __name__ == "__main__":
+    main()
