@@ -8,7 +8,8 @@ import importlib
 REGISTRY = {"smdd": "smdd", "dstar-smdd": "dstar_smdd", "dstar-mnist": "dstar_mnist", "opt-failure": "opt_failure",
             "smdd-phase": "smdd_phase", "smdd-wd": "smdd_wd", "smdd-steps": "smdd_steps",
             "smdd-sparsity": "smdd_sparsity", "smdd-repeat": "smdd_repeat",
-            "modular-addition": "modular_addition", "parity-grid": "parity_grid", "grokking-lr": "grokking_lr"}
+            "modular-addition": "modular_addition", "parity-grid": "parity_grid", "grokking-lr": "grokking_lr",
+            "smdd-variants": "smdd_variants", "smdd-modelwise": "smdd_modelwise", "smdd-repeat-slot": "smdd_repeat_slot"}
 
 
 def get(name: str):
