@@ -93,10 +93,11 @@ def curve_vs_T(T, curves: dict, ylabel: str, title: str, path, logy=False):
     _save(fig, path)
 
 
-def loss_vs_T(T, test_loss, train_loss, zero_loss, path):
+def loss_vs_T(T, test_loss, train_loss, zero_loss, path, infinite=None):
     """Test loss (linear, where the double-descent bump shows) above train loss (log).
 
-    ``zero_loss`` is the loss of the all-zero output, ``E ||x||^2``, for reference.
+    ``zero_loss`` is the loss of the all-zero output, ``E ||x||^2``, for reference;
+    ``infinite [seeds]`` (optional) the test loss with fresh data every step.
     """
     fig, (ax_test, ax_train) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     for ax, values, label in ((ax_test, test_loss, "test loss"), (ax_train, train_loss, "train loss")):
@@ -104,6 +105,8 @@ def loss_vs_T(T, test_loss, train_loss, zero_loss, path):
         for s in range(values.shape[1]):
             ax.scatter(T, values[:, s], s=8, alpha=0.4, color=line.get_color())
         ax.axhline(zero_loss, color="gray", ls=":", lw=1, label="all-zero output")
+        if infinite is not None and ax is ax_test:
+            ax.axhline(float(np.nanmean(infinite)), color="C3", ls="--", lw=1, label="infinite data (mean over seeds)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         ax.set_ylabel(label)
@@ -165,7 +168,7 @@ def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
                 idx = tuple(hits[0])
                 found = (saved[f"n{n}_W"][idx], saved[f"n{n}_b"][idx],
                          f"{name.replace('_', ' ')} (trained, n={n}, "
-                         f"{cfg.optimizers[idx[0]][0]}, init x{cfg.init_scales[idx[1]]:g})")
+                         f"{cfg.optimizers[idx[0]][0]}, {cfg.inits[idx[1]]}, lr {cfg.lrs[idx[2]]:g})")
                 break
         if found is None and name == "symmetric_failure":
             p = construct.symmetric_failure(cfg.escape_n)
@@ -179,22 +182,24 @@ def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
     fig.suptitle("Columns of W and latent zones (which output fires where in the hidden plane)")
     _save(fig, out / "columns_by_class.png")
 
-    # 2. failure rate vs n with 95% Wilson intervals
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, _ in cfg.optimizers:
-        for scale in cfg.init_scales:
-            rows = [r for r in by_n if r["optimizer"] == name and r["init_scale"] == scale]
-            ns = np.array([r["n"] for r in rows])
-            fails = np.array([r["failure_rate"] * r["n_seeds"] for r in rows])
-            trials = np.array([r["n_seeds"] for r in rows])
-            lo, hi = identity.wilson_interval(fails, trials)
-            rate = fails / trials
-            ax.errorbar(ns, rate, yerr=[np.maximum(rate - lo, 0), np.maximum(hi - rate, 0)], marker="o", capsize=3,
-                        label=f"{name}, init x{scale:g}")
-    ax.set(xlabel="n (features)", ylabel="failure rate (not perfect)", ylim=(-0.02, 1.02),
-           title=f"Failure rate vs n ({cfg.seeds} seeds each, 95% Wilson intervals)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    # 2. failure rate vs n with 95% Wilson intervals: one panel per lr, one line per (init, optimiser)
+    fig, axes = plt.subplots(1, len(cfg.lrs), figsize=(6 * len(cfg.lrs), 4), squeeze=False)
+    for ax, lr in zip(axes[0], cfg.lrs):
+        for io, (name, _) in enumerate(cfg.optimizers):
+            for ii, init in enumerate(cfg.inits):
+                rows = [r for r in by_n if r["optimizer"] == name and r["init"] == init and r["lr"] == lr]
+                ns = np.array([r["n"] for r in rows]) + 0.08 * (ii - 1) + 0.04 * io
+                fails = np.array([round(r["failure_rate"] * r["n_seeds"]) for r in rows])
+                trials = np.array([r["n_seeds"] for r in rows])
+                lo, hi = identity.wilson_interval(fails, trials)
+                rate = fails / trials
+                ax.errorbar(ns, rate, yerr=[np.maximum(rate - lo, 0), np.maximum(hi - rate, 0)], marker="os"[io % 2],
+                            capsize=3, ls="-:"[io % 2], color=f"C{ii}", label=f"{init}, {name}")
+        ax.set(xlabel="n (features)", ylabel="failure rate (not perfect)", ylim=(-0.02, 1.02),
+               title=f"lr {lr:g}: {cfg.seeds} seeds each, 95% Wilson intervals")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Failure rate vs n, by init (xavier: N(0, 2/(2+n)); torch_linear: U(+-1/sqrt n); normal: N(0, 1))")
     _save(fig, out / "failure_rate.png")
 
     # 3. bias of dead columns vs 1/n
@@ -224,7 +229,11 @@ def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
     fig.colorbar(im, ax=ax, ticks=[0, 1])
     _save(fig, out / "escape.png")
 
-    # 5. the no-bias bound
+    # 5. the symmetric failure in float64: minimum or saddle
+    if "sym_profile_t" in saved:
+        _symmetric_state(saved, cfg, out / "symmetric_state.png")
+
+    # 6. the no-bias bound
     fig, ax = plt.subplots(figsize=(6, 4))
     for n in cfg.ns:
         c = saved[f"n{n}_no_bias_reconstructed"]
@@ -233,6 +242,57 @@ def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
     ax.set(xlabel="n", ylabel="one-hots reconstructed", title="Without bias: ReLU(W^T W x) reconstructs at most 2m")
     ax.legend(fontsize=8)
     _save(fig, out / "no_bias.png")
+
+
+def _symmetric_state(saved: dict, cfg, path) -> None:
+    """``opt-failure``'s ``symmetric_state_test``: 1-D loss profiles from the point, escape
+    steps of gradient descent after random perturbations, and AdamW in float32 vs float64."""
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+    t = saved["sym_profile_t"]
+    ax = axes[0]
+    for y, label in zip(saved["sym_profile_tilt"], ("W_dead = t (1, 0)", "W_dead = t (cos pi/7, sin pi/7)",
+                                                    "W_dead = t (1, 0), b_dead - t", "W_dead = t (1, 0), b_dead + t")):
+        ax.plot(t, y, label=label)
+    ax.plot(t, saved["sym_profile_bias_only"], "k--", label="b_dead + t alone")
+    ax.set(xlabel="t", ylabel="L - L(point)", title="The post's tilts, live columns held")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    ts = saved["sym_profile_small_t"]
+    ax.plot(ts, saved["sym_profile_ray"], label="descent ray (shift live circle, W_dead against it)")
+    ax.plot(ts, saved["sym_profile_steepest"], label="steepest one-sided direction found")
+    ax.plot(ts, saved["sym_profile_H_min"], label="Hessian's most negative eigenvector (kinks fire)")
+    ax.axhline(0, color="gray", lw=0.8)
+    low = saved["sym_profile_steepest"].min()
+    ax.set(xlabel="t (unit directions)", ylabel="L - L(point)", ylim=(min(-2e-6, 1.5 * low), -3 * low),
+           title="All parameters: second-order fall")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    r, at = saved["sym_pert_radius"], saved["sym_pert_escape_step"]
+    jitter = np.exp(np.random.default_rng(0).uniform(-0.15, 0.15, r.size))
+    rest = saved["sym_pert_rest_step"]
+    ax.scatter((r * jitter)[at >= 0], at[at >= 0], s=6, alpha=0.4, label="escaped (loss < L - 1e-6)")
+    if (rest >= 0).any():
+        ax.scatter((r * jitter)[rest >= 0], rest[rest >= 0], s=16, marker="x", color="red",
+                   label="returned (at rest at the loss of the point)")
+    if ((at < 0) & (rest < 0)).any():
+        left = (at < 0) & (rest < 0)
+        ax.scatter((r * jitter)[left], np.full(left.sum(), cfg.sym_gd_steps), s=16, marker="^", color="k",
+                   label="undecided at the last step")
+    ax.set(xscale="log", xlabel="perturbation radius", ylabel="gradient-descent steps to escape / rest",
+           title=f"GD (lr {cfg.sym_gd_lr:g}) after {r.size} perturbations")
+    ax.legend(fontsize=7)
+    ax = axes[3]
+    every = int(saved["sym_adam_log_every"])
+    names = [str(x) for x in saved["sym_adam_optimizers"]]
+    for key, ls in (("float32", "-"), ("float64", "--")):
+        hist = saved[f"sym_adam_history_{key}"]
+        for i, name in enumerate(names):
+            ax.plot(every * (1 + np.arange(hist.shape[-1])), hist[i], ls, color=f"C{i}", label=f"{name}, {key}")
+    ax.set(xlabel="step", ylabel="L - L(point)", title=f"Adam(W) from the point, lr {cfg.lrs[0]:g}")
+    ax.legend(fontsize=7)
+    fig.suptitle(f"Symmetric failure at n = {cfg.escape_n}: local minimum or saddle? (float64 unless marked)", y=1.02)
+    fig.tight_layout()
+    _save(fig, path)
 
 
 def phase_diagram(T, ms, test_loss_TxM, zero_loss, out) -> None:
