@@ -40,7 +40,15 @@ from jaxmem.train import Hyper, TrainConfig, advance, finish, init_state
 class Sweep:
     """What an SMDD sweep varies. Results come back on the grid
     ``[len(T), len(lr), len(weight_decay), len(init_scale), data_seeds]``,
-    keeping per cell the init seed of lowest final train loss (as the paper does)."""
+    keeping per cell the init seed of lowest final train loss (a common practice in
+    replications; the paper's text does not say it did this).
+
+    ``fresh=True`` is the infinite-data setting: each T is then a batch size, and every
+    step draws a new batch of T samples (``fresh_batch``, from the data seed's key and
+    the step number). ``train_loss``, ``hidden`` and ``data_dim`` are then measured on
+    one more batch of T samples, drawn from the data seed's key like a training set,
+    that no step trained on.
+    """
 
     T: tuple[int, ...]
     sparsity: float
@@ -53,6 +61,7 @@ class Sweep:
     seed: int = 0
     max_pad_ratio: float = 1.3
     repeat: tuple[int, int] = (0, 1)  # (points, R): the first points appear R times in each set
+    fresh: bool = False  # infinite data: a new batch of T samples every step
 
     def __post_init__(self):
         if not self.T:
@@ -64,6 +73,8 @@ class Sweep:
         if points < 0 or R < 1 or any(points * R > T for T in self.T):
             raise ValueError(f"repeat={self.repeat!r}: cannot repeat {points} points {R} times "
                              f"in a set of T = {min(self.T)}")
+        if self.fresh and points * (R - 1) > 0:
+            raise ValueError(f"repeat={self.repeat!r} needs a fixed training set; it cannot go with fresh=True")
         if not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"sparsity must lie in [0, 1), got {self.sparsity!r}")
         for name in ("data_seeds", "init_seeds", "n_test"):
@@ -111,6 +122,45 @@ def _keys(sweep: Sweep):
 def dataset_key(data_root, T: int, data_seed: int):
     """The key of the training set of size ``T`` and seed ``data_seed``."""
     return jax.random.fold_in(jax.random.fold_in(data_root, T), data_seed)
+
+
+#: ``fold_in`` tag of the fresh batches' keys: no training set has this many rows, so
+#: no row key of a set (``fold_in(key, row)``) is also a batch stream's key.
+FRESH_STREAM = 2**31 - 1
+
+
+def step_key(key, step):
+    """The key of the fresh batch at ``step`` (0-based) of a run whose data key is ``key``."""
+    return jax.random.fold_in(jax.random.fold_in(key, FRESH_STREAM), step)
+
+
+def fresh_batch(key, step, rows: int, n_features: int, sparsity: float, k: int | None = None):
+    """Dense ``[rows, n_features]``: the batch a ``fresh`` run trains on at ``step``, from
+    ``step_key``: each feature non-zero with probability ``1 - sparsity``, uniform on
+    [0, 1), each row rescaled to unit norm, as ``data.sparse_features``.
+
+    Drawn sparsely, about 20x fewer random numbers than one per feature (at S = 0.99): a
+    row's non-zeros are where the gaps of a Bernoulli process fall, ``k`` Geometric(1 - S)
+    gaps (``data.max_nonzeros``: more non-zeros than that has probability < 1e-20), each
+    from one uniform (exact up to float32 rounding). The numbers differ from a training
+    set's (``data._rows``), the distribution does not.
+    """
+    rows, n, p = int(rows), int(n_features), 1.0 - float(sparsity)
+    data.check_sizes(rows, n, sparsity)
+    k = data.max_nonzeros(n, sparsity) if k is None else int(k)
+    key_gap, key_value = jax.random.split(step_key(key, step))
+    if p >= 1.0:  # no zeros: every feature
+        position = jnp.broadcast_to(jnp.arange(n), (rows, n))
+        value = jax.random.uniform(key_value, (rows, n))
+    else:
+        u = 1.0 - jax.random.uniform(key_gap, (rows, k))  # (0, 1]
+        gap = jnp.minimum(jnp.floor(jnp.log(u) / math.log1p(-p)), n).astype(jnp.int32)
+        position = jnp.cumsum(gap + 1, axis=-1) - 1  # the non-zeros' features, increasing
+        value = jnp.where(position < n, jax.random.uniform(key_value, (rows, k)), 0.0)
+    norm = jnp.sqrt(jnp.sum(value**2, axis=-1, keepdims=True))
+    value = value / jnp.where(norm > 0, norm, 1.0)
+    row = jnp.broadcast_to(jnp.arange(rows)[:, None], position.shape)
+    return jnp.zeros((rows, n), jnp.float32).at[row, jnp.minimum(position, n - 1)].add(value)
 
 
 def runs_per_batch(n_runs: int, elements_per_run: float, backend: str | None = None,
@@ -174,6 +224,7 @@ class BucketShape:
     cfg: TrainConfig
     sparsity: float
     repeat: tuple[int, int]
+    fresh: bool
     rows: int  # padded T of the bucket
     k: int  # non-zeros per row of the sparse form
     dense: bool
@@ -188,8 +239,8 @@ class BucketShape:
 class BucketPrograms(NamedTuple):
     """A bucket's compiled programs: datasets whole on every device, runs sharded."""
 
-    make_sets: Callable  # (key data, sizes) -> the bucket's training sets
-    start: Callable  # (runs) -> states
+    make_sets: Callable  # (key data, sizes) -> the bucket's training sets, and their keys
+    start: Callable  # (runs) -> states: (TrainState, steps done)
     step_chunk: Callable  # (states, runs, sets) -> (states, losses [runs, chunk_records]); donates states
     evaluate: Callable  # (states, histories, runs, sets, test) -> dict of per-run results
 
@@ -209,26 +260,41 @@ def compile_bucket(shape: BucketShape) -> BucketPrograms:
             row = jnp.arange(T_pad)
             copy = (row >= first_copy) & (row < n_rows)
             rows = jax.tree.map(lambda a: a[jnp.where(copy, (row - first_copy) % points, row)], rows)
-        return data.to_dense(rows, cfg.n_features) if shape.dense else rows
+        return (data.to_dense(rows, cfg.n_features) if shape.dense else rows), key_data
 
     def run_data(spec, sets):
-        x = jax.tree.map(lambda a: a[spec.data_index], sets)
+        x = jax.tree.map(lambda a: a[spec.data_index], sets[0])
         return x, (jnp.arange(T_pad) < spec.n_rows).astype(jnp.float32)
 
+    def fresh_data(spec, sets):
+        """The run's fresh batch at each step (None for a fixed training set)."""
+        if not shape.fresh:
+            return None
+        key = jax.random.wrap_key_data(sets[1][spec.data_index])
+
+        def at(step):
+            x = fresh_batch(key, step, T_pad, cfg.n_features, shape.sparsity, shape.k)
+            return x if shape.dense else data._compress(x, shape.k)[0]
+
+        return at
+
     def start(specs):
-        return jax.vmap(lambda s: init_state(cfg, s.hyper, jax.random.wrap_key_data(s.init_key)))(specs)
+        return jax.vmap(lambda s: (init_state(cfg, s.hyper, jax.random.wrap_key_data(s.init_key)),
+                                   jnp.zeros((), jnp.int32)))(specs)
 
     def step_chunk(states, specs, sets):
         def one(args):
-            state, spec = args
+            (state, done), spec = args
             x, w = run_data(spec, sets)
-            return advance(cfg, spec.hyper, state, x, w, shape.chunk_records)
+            state, losses = advance(cfg, spec.hyper, state, x, w, shape.chunk_records,
+                                    fresh_data(spec, sets), done)
+            return (state, done + shape.chunk_records * cfg.log_every), losses
 
         return _map_runs(one, (states, specs), shape.batch)
 
     def evaluate(states, histories, specs, sets, test):
         def one(args):
-            state, history, spec = args
+            (state, _), history, spec = args
             x, w = run_data(spec, sets)
             result = finish(cfg, state, history, x, w)
             h_TxM = relu_output.hidden(result.params, x, cfg.hidden_relu) * w[:, None]
@@ -367,7 +433,7 @@ def _train_bucket(cfg, sweep, bucket, specs, pairs, test, k, data_root, runs_bat
     dataset_inputs = jax.device_put((np.asarray(dataset_keys), np.array([T for T, _ in pairs], np.int32)),
                                     devices.replicated(mesh))
     shape = BucketShape(
-        cfg=cfg, sparsity=sweep.sparsity, repeat=sweep.repeat, rows=bucket.padded, k=k,
+        cfg=cfg, sparsity=sweep.sparsity, repeat=sweep.repeat, fresh=sweep.fresh, rows=bucket.padded, k=k,
         dense=use_dense(bucket.padded, cfg.n_features, sweep.sparsity) if dense is None else dense,
         batch=min(batch, runs_per_device), chunk_records=cfg.n_records // _divisor_near(cfg.n_records, chunks),
         runs=_abstract(runs), dataset_inputs=_abstract(dataset_inputs), test=_abstract(test), mesh=mesh)

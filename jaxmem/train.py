@@ -144,29 +144,37 @@ def init_state(cfg: TrainConfig, hyper: Hyper, key=None, params=None) -> TrainSt
     return TrainState(params, optimizer(cfg, hyper).init(params))
 
 
-def advance(cfg: TrainConfig, hyper: Hyper, state: TrainState, x, weights, n_records: int):
+def advance(cfg: TrainConfig, hyper: Hyper, state: TrainState, x, weights, n_records: int,
+            fresh=None, first_step=0):
     """Run ``n_records * cfg.log_every`` steps; return the new state and the train loss
     at the last step of each ``log_every`` block, ``[n_records]``.
 
     Only that last step computes the loss value; the others take gradients alone, which
     lets XLA skip the loss's reductions (about 1.4x faster on CPU).
+
+    ``fresh`` (a function of the step number, counted from the start of training, to a
+    batch shaped like ``x``) is the infinite-data setting: step ``first_step + i`` trains
+    on ``fresh(first_step + i)`` and ``x`` is unused; the history is each batch's loss.
     """
     opt = optimizer(cfg, hyper)
     loss = loss_fn(cfg)
+
+    def batch(step):
+        return x if fresh is None else fresh(step)
 
     def update(state: TrainState, grads) -> TrainState:
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt_state)
 
-    def step(state: TrainState, _):
-        return update(state, jax.grad(loss)(state.params, x, weights)), None
+    def step(state: TrainState, i):
+        return update(state, jax.grad(loss)(state.params, batch(i), weights)), None
 
-    def block(state: TrainState, _):
-        state, _ = jax.lax.scan(step, state, length=cfg.log_every - 1)
-        value, grads = jax.value_and_grad(loss)(state.params, x, weights)
+    def block(state: TrainState, first):
+        state, _ = jax.lax.scan(step, state, first + jnp.arange(cfg.log_every - 1))
+        value, grads = jax.value_and_grad(loss)(state.params, batch(first + cfg.log_every - 1), weights)
         return update(state, grads), value
 
-    return jax.lax.scan(block, state, length=n_records)
+    return jax.lax.scan(block, state, first_step + cfg.log_every * jnp.arange(n_records))
 
 
 def finish(cfg: TrainConfig, state: TrainState, history, x, weights) -> TrainResult:
@@ -176,18 +184,20 @@ def finish(cfg: TrainConfig, state: TrainState, history, x, weights) -> TrainRes
     return TrainResult(state.params, train_loss, history, ~finite)
 
 
-def train(cfg: TrainConfig, hyper: Hyper, key, x, weights=None) -> TrainResult:
+def train(cfg: TrainConfig, hyper: Hyper, key, x, weights=None, fresh=None) -> TrainResult:
     """Train one model from ``init(key)`` on ``x`` (dense ``[T, n]`` or ``SparseRows``).
 
     ``weights [T]`` (1 for real rows, 0 for padding) makes the loss
     ``sum(w * l) / sum(w)``, so sets of different sizes share one padded shape.
+    With ``fresh`` (see ``advance``) every step trains on a new batch and ``x`` is only
+    the batch the final ``train_loss`` is measured on.
     """
-    return fit(cfg, hyper, init_state(cfg, hyper, key).params, x, weights)
+    return fit(cfg, hyper, init_state(cfg, hyper, key).params, x, weights, fresh)
 
 
-def fit(cfg: TrainConfig, hyper: Hyper, params, x, weights=None) -> TrainResult:
+def fit(cfg: TrainConfig, hyper: Hyper, params, x, weights=None, fresh=None) -> TrainResult:
     """``train``, starting from given ``params`` instead of a fresh init."""
     if weights is None:
         weights = jnp.ones(jax.tree.leaves(x)[0].shape[0])
-    state, history = advance(cfg, hyper, init_state(cfg, hyper, params=params), x, weights, cfg.n_records)
+    state, history = advance(cfg, hyper, init_state(cfg, hyper, params=params), x, weights, cfg.n_records, fresh)
     return finish(cfg, state, history, x, weights)
