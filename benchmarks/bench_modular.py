@@ -2,7 +2,7 @@
 
 One model alone; ``--seeds`` models in one program, vmapped or mapped one at a time
 (``lax.map``, the CPU default); and two programs of half the seeds dispatched together
-(how ``modular-addition`` trains its two variants side by side). In the source's
+(do they run in parallel on the CPU's cores?). In the source's
 precision (embedding float32, the rest float64) and in float32. Training time only:
 compiles are timed apart; median of ``--repeats`` after a warm-up. The explorable
 reports about 1,000 steps/s for one model on a V100.

@@ -273,29 +273,10 @@ def map_runs(fn: Callable, batch: int | None = None) -> Callable:
     return lambda *args: jax.lax.map(lambda a: fn(*a), args, batch_size=batch)
 
 
-class Launched(NamedTuple):
-    """A compiled program already dispatched: its (not yet fetched) output and timings."""
-
-    output: Any
-    compile_seconds: float
-    started: float
-
-
-def launch(fn: Callable, *args) -> Launched:
-    """``jax.jit(fn)(*args)`` compiled ahead and dispatched without waiting, so that
-    several programs can run at once (on CPU, each on its own thread)."""
+def run_program(fn: Callable, *args) -> tuple[Any, float, float]:
+    """``jax.jit(fn)(*args)`` compiled ahead, fetched to host: (result, compile s, run s)."""
     t0 = time.perf_counter()
     program = jax.jit(fn).lower(*args).compile()
     t1 = time.perf_counter()
-    return Launched(program(*args), t1 - t0, t1)
-
-
-def fetch(launched: Launched) -> tuple[Any, float, float]:
-    """(result on the host, compile s, s from dispatch to result)."""
-    result = jax.device_get(launched.output)
-    return result, launched.compile_seconds, time.perf_counter() - launched.started
-
-
-def run_program(fn: Callable, *args) -> tuple[Any, float, float]:
-    """``jax.jit(fn)(*args)`` compiled ahead, fetched to host: (result, compile s, run s)."""
-    return fetch(launch(fn, *args))
+    result = jax.device_get(program(*args))
+    return result, t1 - t0, time.perf_counter() - t1
