@@ -12,6 +12,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -173,16 +174,49 @@ def misclassified_digits(images, dstar_N, wrong_N, path, title, most=40):
     _save(fig, path)
 
 
+def _ecdf(ax, dstar_N, label, relative=False, **kw):
+    """Fraction of points with D* <= x against x, log-log: the low-D* tail is the
+    lower left (``relative``: x is D* / mean D*)."""
+    d = np.sort(np.asarray(dstar_N, float))
+    if relative:
+        d = d / d.mean()
+    frac = np.arange(1, d.size + 1) / d.size
+    keep = d > 0
+    ax.plot(d[keep], frac[keep], label=label, **kw)
+
+
+def tail_figure(curves, labels, title, path, legend_title=""):
+    """The low-D* tail of each curve: empirical CDF of D* (left) and of D* / mean D*
+    (right; the mean is rank / N, so curves of different hidden sizes line up)."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(curves)))
+    for rel, ax in zip((False, True), axes, strict=True):
+        for i, (c, lab) in enumerate(zip(curves, labels, strict=True)):
+            _ecdf(ax, c, lab, rel, color=colors[i], lw=1.3)
+        ax.set(xscale="log", yscale="log", ylim=(min(1e-4, 0.5 / len(curves[0])), 1),
+               xlabel="D* / mean D*" if rel else "D*", ylabel="fraction of points with D* at most x",
+               title="relative to the curve's mean (rank / N)" if rel else "absolute D*")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # crowded on a short log axis
+        ax.grid(alpha=0.3, which="both", lw=0.4)
+        ax.legend(title=legend_title, fontsize=8, title_fontsize=8)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
 def hidden_sizes(arrays, out: Path, rho):
     labels = [f"{m} ({_acc(a)})" for m, a in zip(arrays["hidden_sizes"], arrays["train_accuracy"], strict=True)]
     curves_and_spearman(arrays["dstar"], labels, rho, "D* across hidden sizes (MLP, normalised inputs)",
                         out / "hidden_sizes.png", "hidden neurons")
+    tail_figure(arrays["dstar"], labels, "Low-D* tail across hidden sizes (lower left = the right-hand tail "
+                "of the sorted curve)", out / "hidden_sizes_tail.png", "hidden neurons")
 
 
 def seeds(arrays, out: Path, rho):
     labels = [f"{s} ({_acc(a)})" for s, a in zip(arrays["seeds"], arrays["train_accuracy"], strict=True)]
     curves_and_spearman(arrays["dstar"], labels, rho, "D* across random seeds (same data, 512 hidden)",
                         out / "seeds.png", "seed")
+    tail_figure(arrays["dstar"], labels, "Low-D* tail across random seeds (lower left = the right-hand tail "
+                "of the sorted curve)", out / "seeds_tail.png", "seed")
 
 
 def weight_decay(arrays, out: Path, rho):
@@ -241,11 +275,70 @@ def error_rates(arrays, out: Path):
     _save(fig, out / "error_rates.png")
 
 
+AE_TITLES = {"linear": "linear hidden layer, h = W x", "relu": "ReLU hidden layer, h = ReLU(W x)"}
+
+
 def autoencoder(arrays, out: Path, rho):
-    labels = [f"{m} (loss {loss:.3f})" for m, loss in zip(arrays["hidden_sizes"], arrays["train_loss"], strict=True)]
-    ref = ("classifier, 512 hidden", arrays["classifier_dstar"]) if "classifier_dstar" in arrays else None
-    curves_and_spearman(arrays["dstar"], labels, rho, "D* of the ReLU-output autoencoder on MNIST (h = W x)",
-                        out / "autoencoder.png", "hidden size", reference=ref)
+    """One panel of sorted curves per hidden-layer variant, side by side, the
+    classifier's curve dashed in each; the Spearman matrix of all of them."""
+    d, sizes, variants = arrays["dstar"], arrays["hidden_sizes"], [str(v) for v in arrays["variants"]]
+    fig, axes = plt.subplots(1, len(variants) + 1, figsize=(6.2 * (len(variants) + 1), 5),
+                             gridspec_kw={"width_ratios": [1.2] * len(variants) + [1]})
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
+    for v, ax in enumerate(axes[:-1]):
+        for k, m in enumerate(sizes):
+            live = f", {int(arrays['live'][v, k])} live" if "live" in arrays else ""
+            _curve(ax, d[v, k], f"{m} (loss {arrays['train_loss'][v, k]:.3f}{live})", color=colors[k], lw=1.3)
+        if "classifier_dstar" in arrays:
+            _curve(ax, arrays["classifier_dstar"], "classifier, 512 hidden", color="black", ls="--", lw=1.2)
+        _curve_axes(ax, d.shape[-1], title=AE_TITLES.get(variants[v], variants[v]))
+        ax.legend(title="hidden size", fontsize=8, title_fontsize=8)
+    labels = [f"{'lin' if v == 'linear' else v} {m}" for v in variants for m in sizes]
+    spearman_heatmap(axes[-1], rho, labels, "Spearman rank correlation of the same points' D*")
+    fig.suptitle("D* of the ReLU-output autoencoder ReLU(W^T h + b) on MNIST")
+    _save(fig, out / "autoencoder.png")
+
+
+def target_error(arrays, out: Path):
+    """Per seed, the model closest to the seed's error rate: its curve with the
+    misclassified points marked; last panel, every selected model's errors by place
+    along the curve, against an even spread; and its misclassified digits."""
+    d, wrong, acc = arrays["dstar"], arrays["wrong"], arrays["train_accuracy"]
+    seed, epochs, chosen = arrays["seed"], arrays["epochs"], [int(r) for r in arrays["selected"]]
+    n = d.shape[1]
+    cols = min(3, len(chosen) + 1)
+    rows = -(-(len(chosen) + 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.3 * rows), squeeze=False,
+                             gridspec_kw={"wspace": 0.45, "hspace": 0.4})
+    flat = axes.ravel()
+    positions = []
+    for ax, r in zip(flat, chosen, strict=False):
+        _curve_with_errors(ax, d[r], wrong[r], f"seed {seed[r]}, {epochs[r]} epochs: {int(wrong[r].sum())} "
+                                               f"errors of {n} ({100 * (1 - acc[r]):.2f}%)")
+        order = np.argsort(-d[r], kind="stable")
+        pos = np.empty(n)
+        pos[order] = np.arange(n) / max(n - 1, 1)
+        positions.append(pos[wrong[r]])
+    ax = flat[len(chosen)]
+    for i, (pos, r) in enumerate(zip(positions, chosen, strict=True)):
+        ax.scatter(pos, np.full(pos.size, i), s=25, color=WRONG_COLOR)
+    ax.set(xlim=(0, 1), ylim=(-0.7, len(chosen) - 0.3), yticks=range(len(chosen)),
+           yticklabels=[f"seed {seed[r]}" for r in chosen],
+           xlabel="place along the sorted curve (0 = highest D*, 1 = lowest)",
+           title=f"errors of the selected models (target {float(arrays['target_errors']):.1f} of {n})")
+    ax.axvline(0.5, color="gray", lw=0.8, ls="--")
+    ax.grid(alpha=0.3)
+    for extra in flat[len(chosen) + 1:]:
+        extra.axis("off")
+    fig.suptitle("MLP at the seed's training error rate (21 of 50,000): misclassified points along the D* curve")
+    _save(fig, out / "target_error.png")
+
+    r = chosen[0]
+    rows_wrong = np.flatnonzero(wrong[r])
+    where = np.searchsorted(arrays["error_rows"], rows_wrong)
+    misclassified_digits(arrays["error_images"][where], d[r][rows_wrong], np.ones(rows_wrong.size, bool),
+                         out / "target_error_digits.png",
+                         f"Misclassified training points, seed {seed[r]} ({epochs[r]} epochs), by decreasing D*")
 
 
 def draw(name: str, arrays: dict, out) -> None:
@@ -267,5 +360,7 @@ def draw(name: str, arrays: dict, out) -> None:
         error_rates(arrays, out)
     elif name == "autoencoder":
         autoencoder(arrays, out, arrays["spearman"])
+    elif name == "target_error":
+        target_error(arrays, out)
     else:
         raise ValueError(f"no figures for part {name!r}")

@@ -12,9 +12,14 @@ shapes allow, saved as it finishes:
   the Spearman matrix of the same points' D* across models (d, e, f, g);
 - ``training``: D* at checkpoints and after each of the first minibatches (h);
 - ``error_rates``: models trained from scratch for few updates, errors per D* bin (i);
-- ``autoencoder``: the ReLU-output autoencoder on the same points (j).
+- ``autoencoder``: the ReLU-output autoencoder on the same points, with a linear
+  hidden layer ``h = W x`` and with the seed's appendix ReLU hidden layer (j);
+- ``target_error``: (b) at the seed's training error (21 of 50,000): models on every
+  image of the file, trained for a grid of epochs; per seed the one whose training
+  errors are closest to that rate, and where its errors sit along the sorted curve.
 
-Every part but ``inputs`` uses the normalised inputs, as C. Olah did.
+Every model also reports the low-D* tail of its curve (``tail``). Every part but
+``inputs`` uses the normalised inputs, as C. Olah did. ``Preset.parts`` picks the parts.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.stats
 import threadpoolctl
 
 from jaxmem import classifier, dstar, figures_dstar, mnist, results, stats, train
@@ -38,8 +44,11 @@ from jaxmem.progress import Progress
 DESCRIPTION = "D* on MNIST: an MLP classifier (inputs, errors, classes, sizes, seeds, decay, training) + autoencoder"
 ACCEPTS_DATA = True
 PARTS = ("inputs", "hidden_sizes", "seeds", "dataset_sizes", "weight_decay", "training", "error_rates",
-         "autoencoder")
+         "autoencoder", "target_error")
 N_BINS = 10  # deciles of D*
+AE_VARIANTS = ("linear", "relu")  # h = W x, and h = ReLU(W x) (the seed's appendix "ReLU Hidden")
+SEED_ERROR_RATE = 21 / 50_000  # the seed's 50,000-image model: 21 misclassified training points
+TAIL_RELATIVE = (0.5, 0.25, 0.1)  # tail thresholds as fractions of the curve's mean D*
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,19 +77,28 @@ class Preset:
     first_batches: int = 10
     horizons: tuple[int, ...] = (10, 20, 30, 80, 180, 400)
     ae_hidden: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    ae_variants: tuple[str, ...] = AE_VARIANTS
     ae_steps: int = 10_000
     ae_lr: float = 1e-3
     ae_weight_decay: float = 1e-2
+    target_n: int | None = None
+    target_epochs: tuple[int, ...] = (22, 23, 24, 25, 26)
+    target_seeds: int = 4
+    target_lr: float = 1e-2
+    target_error_rate: float = SEED_ERROR_RATE
+    tail_thresholds: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
     solve_steps: int = 100
     x64: bool = True
     seed: int = 0
+    parts: tuple[str, ...] = PARTS
 
     def __post_init__(self):
-        for name in ("n_train", "n_test", "n_hidden", "batch_size", "epochs", "seeds", "ae_steps", "solve_steps"):
+        for name in ("n_train", "n_test", "n_hidden", "batch_size", "epochs", "seeds", "ae_steps", "solve_steps",
+                     "target_seeds"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("hidden_sizes", "dataset_sizes", "horizons", "ae_hidden"):
+        for name in ("hidden_sizes", "dataset_sizes", "horizons", "ae_hidden", "target_epochs"):
             values = getattr(self, name)
             if not values or any(int(v) != v or v < 1 for v in values):
                 raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {values!r}")
@@ -88,6 +106,16 @@ class Preset:
             raise ValueError(f"weight_decays must be finite values >= 0, got {self.weight_decays!r}")
         if any(e < 0 or e > self.epochs for e in self.checkpoint_epochs):
             raise ValueError(f"checkpoint_epochs must lie in [0, epochs={self.epochs}], got {self.checkpoint_epochs!r}")
+        if self.target_n is not None and (int(self.target_n) != self.target_n or self.target_n < 1):
+            raise ValueError(f"target_n must be a positive integer or None (every image), got {self.target_n!r}")
+        if not 0 <= self.target_error_rate < 1:
+            raise ValueError(f"target_error_rate must lie in [0, 1), got {self.target_error_rate!r}")
+        if not self.tail_thresholds or any(not 0 < t < 1 for t in self.tail_thresholds):
+            raise ValueError(f"tail_thresholds must be values in (0, 1), got {self.tail_thresholds!r}")
+        if not self.ae_variants or any(v not in AE_VARIANTS for v in self.ae_variants):
+            raise ValueError(f"ae_variants must be a non-empty tuple of {AE_VARIANTS}, got {self.ae_variants!r}")
+        if not self.parts or any(n not in PARTS for n in self.parts) or len(set(self.parts)) != len(self.parts):
+            raise ValueError(f"parts must be distinct names of {PARTS}, got {self.parts!r}")
 
     @property
     def steps(self) -> int:
@@ -98,16 +126,19 @@ def _per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
-#: ``quick`` fits ~3 minutes on a 2-core CPU: 20 epochs at a higher lr, fewer models,
-#: error-rate models trained for 1-40 single updates. ``paper`` follows the seed: 5,000
-#: training points for the sweeps, 100 epochs, 8 seeds, error-rate models trained for
-#: 1, 2, 3, 8, 18, 40 epochs, six autoencoder sizes.
+#: ``quick`` fits a few minutes on a 2-core CPU: 20 epochs at a higher lr, fewer models,
+#: error-rate models trained for 1-40 single updates, autoencoders of 16 and 64 neurons,
+#: one 25-epoch ``target_error`` model. ``paper`` follows the seed: 5,000 training points for the sweeps, 100 epochs,
+#: 8 seeds, error-rate models trained for 1, 2, 3, 8, 18, 40 epochs, six autoencoder
+#: sizes. ``seed-errors`` is ``paper``'s ``target_error`` part alone: 4 seeds x 22 to 26
+#: epochs on all 10,000 images (about 4 minutes on a 2-core CPU).
 PRESETS = {
     "quick": Preset(n_train=5000, n_test=1000, epochs=20, lr=1e-2, n_history=10, seeds=5,
                     dataset_sizes=(1000, 2000, 5000), weight_decays=(0.0, 1e-2, 1e-1, 1.0),
                     checkpoint_epochs=(0, 1, 2, 5, 10, 20), horizons=(1, 2, 3, 8, 18, 40),
-                    ae_hidden=(16, 32, 64), ae_steps=300, ae_lr=1e-2),
+                    ae_hidden=(16, 64), ae_steps=300, ae_lr=1e-2, target_epochs=(25,), target_seeds=1),
     "paper": Preset(),
+    "seed-errors": Preset(parts=("target_error",)),
 }
 
 
@@ -138,6 +169,10 @@ class Pool:
     test_labels: np.ndarray
     index: np.ndarray  # [n_max] rows of the file the training rows are
     info: dict
+    perm: np.ndarray  # [n_file] the permutation; ``target_error`` trains on its first rows
+    file_raw: np.ndarray  # float32 [n_file, 784] in [0, 1], in file order
+    file_images: np.ndarray  # uint8 [n_file, 28, 28]
+    file_labels: np.ndarray  # int32 [n_file]
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -155,6 +190,8 @@ def load_pool(p: Preset, data_dir=None) -> Pool:
     if n_max + p.n_test > images.shape[0]:
         raise ValueError(f"{kind} MNIST holds {images.shape[0]} images, fewer than the {n_max} training "
                          f"+ {p.n_test} held-out rows this preset needs")
+    if p.target_n is not None and p.target_n > images.shape[0]:
+        raise ValueError(f"target_n={p.target_n} exceeds the {images.shape[0]} images of {kind} MNIST")
     perm = np.random.default_rng(p.seed).permutation(images.shape[0])
     train_rows, test_rows = perm[:n_max], perm[-p.n_test:]
     flat = images.reshape(images.shape[0], -1).astype(np.float32) / 255
@@ -162,7 +199,8 @@ def load_pool(p: Preset, data_dir=None) -> Pool:
     info = {"data_dir": str(folder), "kind": kind, "n_file": int(images.shape[0]),
             "n_held_out": p.n_test, "permutation_seed": p.seed}
     return Pool(images[train_rows], flat[train_rows], _unit_rows(flat[train_rows]), labels[train_rows],
-                flat[test_rows], _unit_rows(flat[test_rows]), labels[test_rows], train_rows, info)
+                flat[test_rows], _unit_rows(flat[test_rows]), labels[test_rows], train_rows, info,
+                perm, flat, images, labels)
 
 
 # ---------------------------------------------------------------- helpers
@@ -249,12 +287,40 @@ def curve_position(dstar_N) -> np.ndarray:
     return pos
 
 
-def _model(ds: dict, r: int, wrong=None, accuracy=None, test_accuracy=None, n=None) -> dict:
+def tail(dstar_N, thresholds=(1e-2, 1e-3, 1e-4), relative=TAIL_RELATIVE) -> dict:
+    """The low-D* (right-hand) end of one curve.
+
+    ``q0.1%`` and ``q1%``: the 0.1% and 1% quantiles of D* (linear interpolation);
+    ``min``; ``n_zero``: points whose hidden vector is 0 (D* = 0);
+    ``fraction_below``: fraction of points with D* < t for each absolute ``t``;
+    ``fraction_below_mean``: fraction with D* < f * mean(D*) for each ``f`` (the mean
+    is rank / N, so this compares curves of different hidden sizes); ``q1%_over_median``.
+    """
+    d = np.asarray(dstar_N, np.float64)
+    q_1e3, q_1e2, median = np.quantile(d, [1e-3, 1e-2, 0.5])
+    return {"q0.1%": float(q_1e3), "q1%": float(q_1e2), "min": float(d.min()), "n_zero": int((d == 0).sum()),
+            "q1%_over_median": float(q_1e2 / median) if median > 0 else None,
+            "fraction_below": {f"{t:g}": float((d < t).mean()) for t in thresholds},
+            "fraction_below_mean": {f"{f:g}": float((d < f * d.mean()).mean()) for f in relative}}
+
+
+def tail_table(models: list) -> dict:
+    """Per tail statistic, its value for each model of a part (from ``_model``'s ``tail``)."""
+    tails = [m["tail"] for m in models]
+    out = {k: [t[k] for t in tails] for k in ("q0.1%", "q1%", "min", "n_zero", "q1%_over_median")}
+    for group in ("fraction_below", "fraction_below_mean"):
+        for k in tails[0][group]:
+            out[f"{group} {k}"] = [t[group][k] for t in tails]
+    return out
+
+
+def _model(ds: dict, r: int, wrong=None, accuracy=None, test_accuracy=None, n=None,
+           thresholds=(1e-2, 1e-3, 1e-4)) -> dict:
     d = ds["dstar"][r][:n]
     q10, q50, q90 = np.quantile(d, [0.1, 0.5, 0.9])
     out = {"sum_check": _check(ds, r), "dstar_max": float(d.max()), "dstar_q90": float(q90),
            "dstar_median": float(q50), "dstar_q10": float(q10), "dstar_min": float(d.min()),
-           "dstar_q90_over_q10": float(q90 / q10) if q10 > 0 else None}
+           "dstar_q90_over_q10": float(q90 / q10) if q10 > 0 else None, "tail": tail(d, thresholds)}
     if accuracy is not None:
         out["train_accuracy"] = float(accuracy)
     if test_accuracy is not None:
@@ -321,7 +387,7 @@ def part_inputs(p: Preset, pool: Pool, timing: dict, done: dict):
     res = {"variants": ["raw", "normalized"]}
     for r, name in enumerate(res["variants"]):
         pos = curve_position(ds["dstar"][r])
-        res[name] = {**_model(ds, r, wrong[r], fit.accuracy[r], test_acc[r]),
+        res[name] = {**_model(ds, r, wrong[r], fit.accuracy[r], test_acc[r], thresholds=p.tail_thresholds),
                      "spearman_dstar_vs_input_norm": _rho(p, ds["dstar"][r], input_norm),
                      "class_mean_position": [float(pos[labels == c].mean()) for c in range(10)],
                      "class_share_top_decile": _class_share(pos, labels, top=True),
@@ -348,11 +414,12 @@ def part_hidden_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
         fit = _fit(timing, _fit_config(p, m), Hyper(p.lr, p.weight_decay), _key(p, 0)[None], data)
         ds = _dstar(timing, p, _hidden(fit.params, data.x))
         wrong = ~_correct(fit.params, data.x, data.labels)
-        models[str(m)] = _model(ds, 0, wrong[0], fit.accuracy[0])
+        models[str(m)] = _model(ds, 0, wrong[0], fit.accuracy[0], thresholds=p.tail_thresholds)
         curves.append(ds["dstar"][0])
         acc.append(fit.accuracy[0])
     rho = _spearman(p, curves)
-    res = {"hidden_sizes": list(p.hidden_sizes), "models": models, "spearman": _listed(rho)}
+    res = {"hidden_sizes": list(p.hidden_sizes), "models": models, "spearman": _listed(rho),
+           "tail": tail_table(list(models.values()))}
     return res, {"dstar": np.stack(curves), "hidden_sizes": np.array(p.hidden_sizes),
                  "train_accuracy": np.array(acc), "spearman": rho}, len(p.hidden_sizes)
 
@@ -363,8 +430,8 @@ def _grid_part(p: Preset, pool: Pool, timing: dict, hyper: Hyper, keys, labels: 
     ds = _dstar(timing, p, _hidden(fit.params, data.x))
     wrong = ~_correct(fit.params, data.x, data.labels)
     rho = _spearman(p, ds["dstar"])
-    res = {name: labels, "models": [_model(ds, r, wrong[r], fit.accuracy[r]) for r in range(len(labels))],
-           "spearman": _listed(rho)}
+    models = [_model(ds, r, wrong[r], fit.accuracy[r], thresholds=p.tail_thresholds) for r in range(len(labels))]
+    res = {name: labels, "models": models, "spearman": _listed(rho), "tail": tail_table(models)}
     arrays = {"dstar": ds["dstar"], "wrong": wrong, name: np.array(labels), "train_accuracy": fit.accuracy,
               "spearman": rho}
     return res, arrays, len(labels)
@@ -400,7 +467,8 @@ def part_dataset_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
     common = sizes[0]
     rho = _spearman(p, ds["dstar"][:, :common])
     res = {"dataset_sizes": sizes, "updates": horizons.astype(int).tolist(),
-           "models": [_model(ds, r, wrong[r], fit.accuracy[r], n=n) for r, n in enumerate(sizes)],
+           "models": [_model(ds, r, wrong[r], fit.accuracy[r], n=n, thresholds=p.tail_thresholds)
+                      for r, n in enumerate(sizes)],
            "spearman_common_points": _listed(rho), "n_common_points": common}
     arrays = {"dstar": ds["dstar"], "wrong": wrong, "dataset_sizes": np.array(sizes), "train_accuracy": fit.accuracy,
               "spearman": rho}
@@ -426,7 +494,7 @@ def part_training(p: Preset, pool: Pool, timing: dict, done: dict):
     e_idx, b_idx = [at[s] for s in epochs], [at[s] for s in batches]
     rho_e, rho_b = _spearman(p, ds["dstar"][e_idx]), _spearman(p, ds["dstar"][b_idx])
     res = {"checkpoint_updates": steps, "updates_per_epoch": per_epoch,
-           "models": [_model(ds, i, ~correct[i], acc[i]) for i in range(len(steps))],
+           "models": [_model(ds, i, ~correct[i], acc[i], thresholds=p.tail_thresholds) for i in range(len(steps))],
            "epochs": [s // per_epoch for s in epochs], "spearman_epochs": _listed(rho_e),
            "first_batches": batches, "spearman_first_batches": _listed(rho_b)}
     arrays = {"dstar": ds["dstar"], "wrong": ~correct, "checkpoint_updates": np.array(steps), "train_accuracy": acc,
@@ -445,44 +513,151 @@ def part_error_rates(p: Preset, pool: Pool, timing: dict, done: dict):
     fit = _fit(timing, _fit_config(p, p.n_hidden, steps=horizons[-1]), hyper, keys, data)
     ds = _dstar(timing, p, _hidden(fit.params, data.x))
     wrong = ~_correct(fit.params, data.x, data.labels)
-    res = {"updates": horizons, "models": [_model(ds, r, wrong[r], fit.accuracy[r]) for r in range(len(horizons))]}
+    res = {"updates": horizons, "models": [_model(ds, r, wrong[r], fit.accuracy[r], thresholds=p.tail_thresholds)
+                                          for r in range(len(horizons))]}
     res["train_error"] = [1 - m["train_accuracy"] for m in res["models"]]
     arrays = {"dstar": ds["dstar"], "wrong": wrong, "updates": np.array(horizons), "train_accuracy": fit.accuracy}
     return res, arrays, len(horizons)
 
 
+def ae_hidden(params, x, variant: str):
+    """Hidden vectors of the ReLU-output autoencoder: ``W x`` (``"linear"``) or
+    ``ReLU(W x)`` (``"relu"``, the seed's appendix "ReLU Hidden" model)."""
+    if variant not in AE_VARIANTS:
+        raise ValueError(f"variant must be one of {AE_VARIANTS}, got {variant!r}")
+    return relu_output.hidden(params, x, hidden_relu=variant == "relu")
+
+
 def part_autoencoder(p: Preset, pool: Pool, timing: dict, done: dict):
-    """(j): ReLU-output autoencoder ``ReLU(W^T W x + b)`` on the normalised training
-    points, one program per hidden size; D* of ``h = W x``."""
+    """(j): ReLU-output autoencoder ``ReLU(W^T h + b)`` on the normalised training
+    points with ``h = W x`` and with ``h = ReLU(W x)`` (``p.ae_variants``), one
+    program per variant and hidden size; D* of ``h``."""
     x = jnp.asarray(pool.normalized[: p.n_train])
-    curves, models, losses = [], {}, []
     hyper = train.Hyper(p.ae_lr, p.ae_weight_decay, 1.0)
-    for m in p.ae_hidden:
-        cfg = train.TrainConfig(n_features=784, n_hidden=m, steps=p.ae_steps, n_history=min(20, p.ae_steps))
-        t0 = time.perf_counter()
-        compiled = jax.jit(train.train, static_argnums=0).lower(cfg, hyper, _key(p, 0), x).compile()
-        t1 = time.perf_counter()
-        out = jax.device_get(compiled(hyper, _key(p, 0), x))
-        timing["compile"] += t1 - t0
-        timing["train"] += time.perf_counter() - t1
-        ds = _dstar(timing, p, np.asarray(relu_output.hidden(out.params, x))[None])
-        models[str(m)] = {**_model(ds, 0), "train_loss": float(out.train_loss)}
-        curves.append(ds["dstar"][0])
-        losses.append(float(out.train_loss))
-    rho = _spearman(p, curves)
-    res = {"hidden_sizes": list(p.ae_hidden), "models": models, "spearman": _listed(rho)}
-    arrays = {"dstar": np.stack(curves), "hidden_sizes": np.array(p.ae_hidden), "train_loss": np.array(losses),
-              "spearman": rho}
+    curves = np.zeros((len(p.ae_variants), len(p.ae_hidden), p.n_train))
+    losses = np.zeros(curves.shape[:2])
+    live = np.zeros(curves.shape[:2], int)
+    models = {}
+    for v, variant in enumerate(p.ae_variants):
+        models[variant] = {}
+        for k, m in enumerate(p.ae_hidden):
+            cfg = train.TrainConfig(n_features=784, n_hidden=m, steps=p.ae_steps, n_history=min(20, p.ae_steps),
+                                    hidden_relu=variant == "relu")
+            t0 = time.perf_counter()
+            compiled = jax.jit(train.train, static_argnums=0).lower(cfg, hyper, _key(p, 0), x).compile()
+            t1 = time.perf_counter()
+            out = jax.device_get(compiled(hyper, _key(p, 0), x))
+            timing["compile"] += t1 - t0
+            timing["train"] += time.perf_counter() - t1
+            ds = _dstar(timing, p, np.asarray(ae_hidden(out.params, x, variant))[None])
+            models[variant][str(m)] = {**_model(ds, 0, thresholds=p.tail_thresholds),
+                                       "train_loss": float(out.train_loss)}
+            curves[v, k], losses[v, k], live[v, k] = ds["dstar"][0], float(out.train_loss), ds["live"][0]
+    rho = _spearman(p, curves.reshape(-1, p.n_train))  # [variants x sizes] squared
+    res = {"hidden_sizes": list(p.ae_hidden), "variants": list(p.ae_variants), "models": models,
+           "spearman": _listed(rho)}
+    if len(p.ae_variants) == 2:  # the same size, linear vs ReLU hidden layer
+        res["spearman_linear_vs_relu"] = [_rho(p, curves[0, k], curves[1, k]) for k in range(len(p.ae_hidden))]
+    arrays = {"dstar": curves, "hidden_sizes": np.array(p.ae_hidden), "variants": np.array(p.ae_variants),
+              "train_loss": losses, "live": live, "spearman": rho}
     if "inputs" in done:  # the classifier's D* of the same points (normalised inputs)
         mlp_curve = done["inputs"]["dstar"][1]
-        res["spearman_vs_classifier"] = [_rho(p, c, mlp_curve) for c in curves]
+        res["spearman_vs_classifier"] = {variant: [_rho(p, c, mlp_curve) for c in curves[v]]
+                                         for v, variant in enumerate(p.ae_variants)}
         arrays["classifier_dstar"] = mlp_curve
-    return res, arrays, len(p.ae_hidden)
+    return res, arrays, curves.shape[0] * curves.shape[1]
+
+
+def closest_run(errors, epochs, target: float) -> int:
+    """Index of the run whose error count is closest to ``target``; ties go to fewer epochs."""
+    errors, epochs = np.asarray(errors), np.asarray(epochs)
+    return int(min(range(errors.size), key=lambda r: (abs(errors[r] - target), epochs[r])))
+
+
+def error_positions(dstar_N, wrong_N) -> dict:
+    """Where the misclassified points sit along the sorted curve.
+
+    ``position``: each error's place, 0 at the highest D* (left of the seed's plots),
+    1 at the lowest (``curve_position``); ``mean_position`` (0.5 for an even spread),
+    ``share_high_half`` (position < 0.5), the two-sided ``binomial_p`` of that count
+    against 1/2 and ``ks_p``, the Kolmogorov-Smirnov p-value against a uniform spread.
+    """
+    wrong = np.asarray(wrong_N, bool)
+    pos = curve_position(dstar_N)[wrong]
+    k = int(pos.size)
+    high = int((pos < 0.5).sum())
+    return {"n": k, "position": pos.round(6).tolist(),
+            "mean_position": float(pos.mean()) if k else None,
+            "share_high_half": high / k if k else None,
+            "binomial_p": float(scipy.stats.binomtest(high, k, 0.5).pvalue) if k else None,
+            "ks_p": float(scipy.stats.kstest(pos, "uniform").pvalue) if k else None}
+
+
+def part_target_error(p: Preset, pool: Pool, timing: dict, done: dict):
+    """(b) at the seed's training error: ``target_seeds`` x ``target_epochs`` models
+    trained from scratch (each its own cosine schedule, a traced horizon in one
+    program) on the first ``target_n`` rows of the permutation, all images by
+    default; per seed the run whose errors are closest to ``target_error_rate * n``,
+    and where its misclassified points sit along its sorted D* curve."""
+    n = pool.file_labels.size if p.target_n is None else p.target_n
+    rows, held = pool.perm[:n], pool.perm[n:]
+    x = jnp.asarray(_unit_rows(pool.file_raw[rows]))
+    labels = pool.file_labels[rows]
+    data = Data(x, jnp.asarray(labels), jnp.ones(n, jnp.float32))
+    per_epoch = _per_epoch(n, p.batch_size)
+    epochs = sorted(p.target_epochs)
+    grid = [(s, e) for s in range(p.target_seeds) for e in epochs]
+    keys = jnp.stack([_key(p, 2000 + s) for s, _ in grid])
+    hyper = Hyper(p.target_lr, p.weight_decay, 1.0, jnp.asarray([e * per_epoch for _, e in grid], jnp.float32))
+    fit = _fit(timing, _fit_config(p, p.n_hidden, steps=epochs[-1] * per_epoch), hyper, keys, data)
+    wrong = ~_correct(fit.params, x, labels)
+    test_acc = None
+    if held.size:
+        test_acc = _correct(fit.params, _unit_rows(pool.file_raw[held]), pool.file_labels[held]).mean(-1)
+    dstar_RxN = np.zeros((len(grid), n))
+    runs = []
+    for r in range(len(grid)):  # one run at a time: [R, N, 512] float64 at N = 10,000 is large
+        params = jax.tree.map(lambda a: a[r: r + 1], fit.params)
+        ds = _dstar(timing, p, _hidden(params, x))
+        dstar_RxN[r] = ds["dstar"][0]
+        runs.append({"seed": grid[r][0], "epochs": grid[r][1],
+                     **_model(ds, 0, wrong[r], fit.accuracy[r], None if test_acc is None else test_acc[r],
+                              thresholds=p.tail_thresholds)})
+    target = p.target_error_rate * n
+    selected, pooled_positions = [], []
+    for s in range(p.target_seeds):
+        mine = [r for r in range(len(grid)) if grid[r][0] == s]
+        r = mine[closest_run([runs[i]["n_misclassified"] for i in mine], [grid[i][1] for i in mine], target)]
+        rows_wrong = np.flatnonzero(wrong[r])
+        selected.append({"run": r, "seed": s, "epochs": grid[r][1], "n_misclassified": int(wrong[r].sum()),
+                         "train_error": float(1 - fit.accuracy[r]), **error_positions(dstar_RxN[r], wrong[r]),
+                         "dstar": dstar_RxN[r][rows_wrong].tolist(), "labels": labels[rows_wrong].tolist(),
+                         "file_index": rows[rows_wrong].tolist()})
+        pooled_positions.append(selected[-1]["position"])
+    pos = np.concatenate(pooled_positions) if pooled_positions else np.zeros(0)
+    pooled = {"n": int(pos.size), "n_distinct_points": len({i for sel in selected for i in sel["file_index"]}),
+              "mean_position": float(pos.mean()) if pos.size else None,
+              "share_high_half": float((pos < 0.5).mean()) if pos.size else None,
+              "count_per_decile": np.bincount(np.minimum((pos * N_BINS).astype(int), N_BINS - 1),
+                                              minlength=N_BINS).tolist(),
+              "ks_p": float(scipy.stats.kstest(pos, "uniform").pvalue) if pos.size else None}
+    # the seeds' errors are often the same images, so the pooled positions are not independent
+    errors = [[run["n_misclassified"] for run in runs if run["seed"] == s] for s in range(p.target_seeds)]
+    res = {"n_train": n, "n_held_out": int(held.size), "updates_per_epoch": per_epoch, "epochs": epochs,
+           "seeds": p.target_seeds, "lr": p.target_lr, "target_error_rate": p.target_error_rate,
+           "target_errors": target, "runs": runs, "errors": errors, "selected": selected, "pooled_selected": pooled}
+    chosen = np.array([sel["run"] for sel in selected])
+    error_rows = np.unique(np.concatenate([np.flatnonzero(wrong[r]) for r in chosen]))
+    arrays = {"dstar": dstar_RxN, "wrong": wrong, "seed": np.array([g[0] for g in grid]),
+              "epochs": np.array([g[1] for g in grid]), "train_accuracy": fit.accuracy, "selected": chosen,
+              "labels": labels, "file_index": rows, "error_rows": error_rows,
+              "error_images": pool.file_images[rows[error_rows]], "target_errors": target}
+    return res, arrays, len(grid)
 
 
 PART_FNS = {"inputs": part_inputs, "hidden_sizes": part_hidden_sizes, "seeds": part_seeds,
             "dataset_sizes": part_dataset_sizes, "weight_decay": part_weight_decay, "training": part_training,
-            "error_rates": part_error_rates, "autoencoder": part_autoencoder}
+            "error_rates": part_error_rates, "autoencoder": part_autoencoder, "target_error": part_target_error}
 
 
 # ---------------------------------------------------------------- run
@@ -509,11 +684,11 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, d
         if previous.get("config") != config:
             raise ValueError(f"--resume: {summary_path} was made with another config; use a new --out")
     if not isinstance(progress, Progress):
-        progress = Progress(len(PARTS), enabled=progress)
+        progress = Progress(len(p.parts), enabled=progress)
     summary = {"experiment": "dstar-mnist", "preset": preset_name, **results.device_info(), "n_runs": 0, "wall_seconds": 0.0,
                "compile_seconds": 0.0, "config": config, "results": {}, "parts_done": []}
     done, reused = {}, 0.0  # reused: seconds the parts loaded from a previous run took then
-    for name in PARTS:
+    for name in p.parts:
         path = out / f"{name}.npz"
         old = previous.get("results", {}).get(name)
         if old is not None and path.exists():
