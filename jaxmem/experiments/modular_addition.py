@@ -20,7 +20,7 @@ from jaxmem import construct, figures_grok, fourier, grok, results, tasks
 from jaxmem.experiments import presets
 from jaxmem.models import modular
 
-DESCRIPTION = "Grokking modular addition (p = 67): curves, Fourier frequencies, stars, constructed solution"
+DESCRIPTION = "Grokking modular addition (p = 67) with the explorable's main model and settings: plateau, frequencies, stars, construction"
 
 
 @dataclasses.dataclass(frozen=True)
