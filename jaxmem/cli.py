@@ -17,7 +17,7 @@ def main(argv=None) -> int:
     rep.add_argument("--seeds", type=int, default=None, help="number of dataset seeds (default: the preset's)")
     rep.add_argument("--resume", action="store_true", help="reuse results already saved in --out")
     rep.add_argument("--from", dest="source", default=None, help="a saved run to analyse (experiments that take one)")
-    rep.add_argument("--data", default=None, help="a folder of MNIST IDX-gzip files (dstar-mnist; default: shared/data/mnist)")
+    rep.add_argument("--data", default=None, help="a folder of MNIST IDX-gzip files (dstar-mnist; default: the MNIST test set shipped in jaxmem/datasets/mnist)")
     multi = rep.add_argument_group("several hosts (one process per host, each running the same command)")
     multi.add_argument("--distributed", action="store_true",
                        help="call jax.distributed.initialize() and split runs over every process's devices; "

@@ -23,8 +23,9 @@ N_CLASSES = 10
 
 
 def default_dir() -> Path:
-    """``<repo>/../shared/data/mnist``: the shared folder beside the checkout."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    """The official MNIST test set (10,000 images) shipped inside the package,
+    ``jaxmem/datasets/mnist``; other IDX files (the 60,000-image training set) via ``data_dir``."""
+    return Path(__file__).resolve().parent / "datasets" / "mnist"
 
 
 def available(data_dir=None) -> tuple[str, ...]:

@@ -164,8 +164,8 @@ def tiny(monkeypatch):
 
 
 def test_tiny_run_end_to_end(tiny, tmp_path):
-    # the shared MNIST test set is on every project machine and CI; missing, the run's
-    # loader fails with a ValueError naming the file
+    # the MNIST test set ships in the package; missing, the run's loader fails with a
+    # ValueError naming the file
     summary = dstar_mnist.run("tiny", tmp_path, progress=False)
     for k in ("experiment", "preset", "backend", "devices", "n_runs", "wall_seconds", "compile_seconds", "config"):
         assert k in summary

@@ -14,9 +14,9 @@ COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # digits 0-9, 
 
 @pytest.fixture
 def shared_files():
-    """The shared MNIST test set, which CI and every project machine have beside the repo."""
+    """The MNIST test set shipped in the package (``jaxmem/datasets/mnist``)."""
     if not (SHARED / IMAGES).is_file():
-        pytest.fail(f"no MNIST files in {SHARED}: the tests expect ../shared/data/mnist beside the repo")
+        pytest.fail(f"no MNIST files in {SHARED}: the package ships them in jaxmem/datasets/mnist")
     return SHARED
 
 
