@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import time
 
 import jax
 import numpy as np
 
-from jaxmem import grok, results, tasks
-from jaxmem.experiments import parity_grid
+from jaxmem import results, tasks
 from jaxmem.models import parity
+from jaxmem.studies.grokking import grok, parity_grid
 
 
 def time_program(cfg: parity_grid.ParityConfig, repeats: int, batch: int | None) -> dict:

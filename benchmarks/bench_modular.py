@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import time
 
 import jax
 
-from jaxmem import grok, results
-from jaxmem.experiments import modular_addition
+from jaxmem import results
+from jaxmem.studies.grokking import modular_addition
 
 
 def timed(programs, repeats: int) -> tuple[float, float]:

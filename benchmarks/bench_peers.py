@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from jaxmem import results
-from jaxmem.experiments import smdd
+from jaxmem.studies.smdd import smdd
 from jaxmem.sweep import run_sweep
 from jaxmem.train import Hyper
 

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmem import data, results, train
-from jaxmem.experiments import smdd
+from jaxmem.studies.smdd import smdd
 from jaxmem.sweep import _keys, dataset_key, run_sweep
 
 

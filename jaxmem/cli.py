@@ -30,12 +30,12 @@ def main(argv=None) -> int:
 
     import jax  # keep `--help` fast
 
-    from jaxmem import devices, experiments
+    from jaxmem import devices, studies
     from jaxmem.cache import enable_compilation_cache
 
     if args.command == "list":
-        for name in sorted(experiments.REGISTRY):
-            print(f"{name:18s} {experiments.get(name).DESCRIPTION}")
+        for name in sorted(studies.REGISTRY):
+            print(f"{name:18s} {studies.get(name).DESCRIPTION}")
         return 0
     enable_compilation_cache()
     try:
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
             raise ValueError("--coordinator, --num-processes and --process-id go with --distributed")
         if jax.process_index() > 0:
             out = out / f"process-{jax.process_index()}"
-        module = experiments.get(args.name)
+        module = studies.get(args.name)
         if args.preset not in module.PRESETS:
             raise ValueError(f"unknown preset {args.preset!r} for {args.name}; known: {', '.join(module.PRESETS)}")
         options = {}

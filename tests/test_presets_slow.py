@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jaxmem import results
-from jaxmem.experiments import smdd
+from jaxmem.studies.smdd import smdd
 
 
 @pytest.mark.slow
@@ -28,7 +28,7 @@ def test_smdd_quick_shows_the_three_regimes(tmp_path):
 def test_modular_addition_quick_shows_the_plateau(tmp_path):
     """The explorable's picture on its own setting: memorised early, generalised tens of
     thousands of steps later, with a few key frequencies; the unfactored model never."""
-    from jaxmem.experiments import modular_addition
+    from jaxmem.studies.grokking import modular_addition
 
     r = modular_addition.run("quick", tmp_path)["results"]
     factored = r["factored"]
@@ -47,7 +47,7 @@ def test_modular_addition_quick_shows_the_plateau(tmp_path):
 def test_parity_grid_quick_weight_decay_orders_the_outcomes(tmp_path):
     """The explorable's story: too little decay memorises, more groks or generalises, too
     much learns nothing."""
-    from jaxmem.experiments import parity_grid
+    from jaxmem.studies.grokking import parity_grid
 
     r = parity_grid.run("quick", tmp_path)["results"]
     assert sum(r["outcomes"].values()) == r["n_runs"] == 54

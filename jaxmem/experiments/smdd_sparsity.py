@@ -1,9 +1,0 @@
-"""``smdd-sparsity``: see ``jaxmem.experiments.smdd_settings``."""
-from jaxmem.experiments.smdd_settings import SETTINGS, run_setting
-
-DESCRIPTION = SETTINGS["smdd-sparsity"].description
-PRESETS = SETTINGS["smdd-sparsity"].presets
-
-
-def run(preset_name, out, seeds=None, resume=False, progress=None):
-    return run_setting("smdd-sparsity", preset_name, out, seeds, resume, progress)

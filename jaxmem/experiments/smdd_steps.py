@@ -1,9 +1,0 @@
-"""``smdd-steps``: see ``jaxmem.experiments.smdd_settings``."""
-from jaxmem.experiments.smdd_settings import SETTINGS, run_setting
-
-DESCRIPTION = SETTINGS["smdd-steps"].description
-PRESETS = SETTINGS["smdd-steps"].presets
-
-
-def run(preset_name, out, seeds=None, resume=False, progress=None):
-    return run_setting("smdd-steps", preset_name, out, seeds, resume, progress)

@@ -1,0 +1,1 @@
+"""The dstar study: its experiments, analysis and figures."""

@@ -1,0 +1,716 @@
+"""``dstar-mnist``: maximal data dimensionality D* of an MNIST MLP classifier.
+
+Hobbhahn, "More findings on maximal data dimensionality" (SPEC §2). A one-hidden-
+layer ReLU MLP is trained on a subset of MNIST; D* of every training point is the
+leverage of its hidden vector (``dstar.exact``, in float64 by default so that
+``sum D* = rank = live neurons`` holds). Parts, each one vmapped program where
+shapes allow, saved as it finishes:
+
+- ``inputs``: raw vs L2-normalised inputs; where the misclassified training points
+  fall along the sorted D* curve and which classes sit where (a, b, c);
+- ``hidden_sizes``, ``seeds``, ``dataset_sizes``, ``weight_decay``: D* curves and
+  the Spearman matrix of the same points' D* across models (d, e, f, g);
+- ``training``: D* at checkpoints and after each of the first minibatches (h);
+- ``error_rates``: models trained from scratch for few updates, errors per D* bin (i);
+- ``autoencoder``: the ReLU-output autoencoder on the same points, with a linear
+  hidden layer ``h = W x`` and with the seed's appendix ReLU hidden layer (j);
+- ``target_error``: (b) at the seed's training error (21 of 50,000): models on every
+  image of the file, trained for a grid of epochs; per seed the one whose training
+  errors are closest to that rate, and where its errors sit along the sorted curve.
+
+Every model also reports the low-D* tail of its curve (``tail``). Every part but
+``inputs`` uses the normalised inputs, as C. Olah did. ``Preset.parts`` picks the parts.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.stats
+import threadpoolctl
+
+from jaxmem import dstar, mnist, results, stats, train
+from jaxmem.models import mlp, relu_output
+from jaxmem.progress import Progress
+from jaxmem.studies.dstar import classifier
+from jaxmem.studies.dstar import figures as figures_dstar
+from jaxmem.studies.dstar.classifier import Data, FitConfig, Hyper
+
+DESCRIPTION = "D* on MNIST: an MLP classifier (inputs, errors, classes, sizes, seeds, decay, training) + autoencoder"
+ACCEPTS_DATA = True
+PARTS = ("inputs", "hidden_sizes", "seeds", "dataset_sizes", "weight_decay", "training", "error_rates",
+         "autoencoder", "target_error")
+N_BINS = 10  # deciles of D*
+AE_VARIANTS = ("linear", "relu")  # h = W x, and h = ReLU(W x) (the seed's appendix "ReLU Hidden")
+SEED_ERROR_RATE = 21 / 50_000  # the seed's 50,000-image model: 21 misclassified training points
+TAIL_RELATIVE = (0.5, 0.25, 0.1)  # tail thresholds as fractions of the curve's mean D*
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Everything a run depends on besides the data files.
+
+    Updates are minibatch AdamW steps; an epoch is ``ceil(n / batch_size)`` of them.
+    ``horizons`` are update counts of the ``error_rates`` models; ``checkpoint_epochs``
+    and the first ``first_batches`` updates are where ``training`` measures D*.
+    """
+
+    n_train: int = 5000
+    n_test: int = 2000
+    n_hidden: int = 512
+    batch_size: int = 500
+    epochs: int = 100
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    schedule: str = "cosine"
+    n_history: int = 20
+    hidden_sizes: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    seeds: int = 8
+    dataset_sizes: tuple[int, ...] = (1000, 2000, 4000, 8000)
+    weight_decays: tuple[float, ...] = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
+    checkpoint_epochs: tuple[int, ...] = (0, 1, 2, 5, 10, 20, 50, 100)
+    first_batches: int = 10
+    horizons: tuple[int, ...] = (10, 20, 30, 80, 180, 400)
+    ae_hidden: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    ae_variants: tuple[str, ...] = AE_VARIANTS
+    ae_steps: int = 10_000
+    ae_lr: float = 1e-3
+    ae_weight_decay: float = 1e-2
+    target_n: int | None = None
+    target_epochs: tuple[int, ...] = (22, 23, 24, 25, 26)
+    target_seeds: int = 4
+    target_lr: float = 1e-2
+    target_error_rate: float = SEED_ERROR_RATE
+    tail_thresholds: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
+    solve_steps: int = 100
+    x64: bool = True
+    seed: int = 0
+    parts: tuple[str, ...] = PARTS
+
+    def __post_init__(self):
+        for name in ("n_train", "n_test", "n_hidden", "batch_size", "epochs", "seeds", "ae_steps", "solve_steps",
+                     "target_seeds"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("hidden_sizes", "dataset_sizes", "horizons", "ae_hidden", "target_epochs"):
+            values = getattr(self, name)
+            if not values or any(int(v) != v or v < 1 for v in values):
+                raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {values!r}")
+        if not self.weight_decays or any(not (w >= 0 and math.isfinite(w)) for w in self.weight_decays):
+            raise ValueError(f"weight_decays must be finite values >= 0, got {self.weight_decays!r}")
+        if any(e < 0 or e > self.epochs for e in self.checkpoint_epochs):
+            raise ValueError(f"checkpoint_epochs must lie in [0, epochs={self.epochs}], got {self.checkpoint_epochs!r}")
+        if self.target_n is not None and (int(self.target_n) != self.target_n or self.target_n < 1):
+            raise ValueError(f"target_n must be a positive integer or None (every image), got {self.target_n!r}")
+        if not 0 <= self.target_error_rate < 1:
+            raise ValueError(f"target_error_rate must lie in [0, 1), got {self.target_error_rate!r}")
+        if not self.tail_thresholds or any(not 0 < t < 1 for t in self.tail_thresholds):
+            raise ValueError(f"tail_thresholds must be values in (0, 1), got {self.tail_thresholds!r}")
+        if not self.ae_variants or any(v not in AE_VARIANTS for v in self.ae_variants):
+            raise ValueError(f"ae_variants must be a non-empty tuple of {AE_VARIANTS}, got {self.ae_variants!r}")
+        if not self.parts or any(n not in PARTS for n in self.parts) or len(set(self.parts)) != len(self.parts):
+            raise ValueError(f"parts must be distinct names of {PARTS}, got {self.parts!r}")
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * _per_epoch(self.n_train, self.batch_size)
+
+
+def _per_epoch(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
+
+
+#: ``quick`` fits a few minutes on a 2-core CPU: 20 epochs at a higher lr, fewer models,
+#: error-rate models trained for 1-40 single updates, autoencoders of 16 and 64 neurons,
+#: one 25-epoch ``target_error`` model. ``paper`` follows the seed: 5,000 training points for the sweeps, 100 epochs,
+#: 8 seeds, error-rate models trained for 1, 2, 3, 8, 18, 40 epochs, six autoencoder
+#: sizes. ``seed-errors`` is ``paper``'s ``target_error`` part alone: 4 seeds x 22 to 26
+#: epochs on all 10,000 images (about 4 minutes on a 2-core CPU).
+PRESETS = {
+    "quick": Preset(n_train=5000, n_test=1000, epochs=20, lr=1e-2, n_history=10, seeds=5,
+                    dataset_sizes=(1000, 2000, 5000), weight_decays=(0.0, 1e-2, 1e-1, 1.0),
+                    checkpoint_epochs=(0, 1, 2, 5, 10, 20), horizons=(1, 2, 3, 8, 18, 40),
+                    ae_hidden=(16, 64), ae_steps=300, ae_lr=1e-2, target_epochs=(25,), target_seeds=1),
+    "paper": Preset(),
+    "seed-errors": Preset(parts=("target_error",)),
+}
+
+
+def preset(name: str, seeds: int | None = None) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    p = PRESETS[name]
+    if seeds is not None:
+        if seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {seeds!r}")
+        p = dataclasses.replace(p, seeds=int(seeds))
+    return p
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """MNIST split into nested training prefixes and a held-out tail (host arrays)."""
+
+    images: np.ndarray  # uint8 [n_max, 28, 28], the rows used for training, in order
+    raw: np.ndarray  # float32 [n_max, 784] in [0, 1]
+    normalized: np.ndarray  # float32 [n_max, 784], unit L2 rows
+    labels: np.ndarray  # int32 [n_max]
+    test_raw: np.ndarray
+    test_normalized: np.ndarray
+    test_labels: np.ndarray
+    index: np.ndarray  # [n_max] rows of the file the training rows are
+    info: dict
+    perm: np.ndarray  # [n_file] the permutation; ``target_error`` trains on its first rows
+    file_raw: np.ndarray  # float32 [n_file, 784] in [0, 1], in file order
+    file_images: np.ndarray  # uint8 [n_file, 28, 28]
+    file_labels: np.ndarray  # int32 [n_file]
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.where(norm > 0, norm, 1)).astype(np.float32)
+
+
+def load_pool(p: Preset, data_dir=None) -> Pool:
+    """A fixed permutation (seed ``p.seed``) of the file: the last ``n_test`` rows
+    held out, training sets the first ``n`` of the rest (nested)."""
+    kinds = mnist.available(data_dir)
+    kind = "train" if "train" in kinds else "t10k"
+    images, labels = mnist.load(data_dir, kind)
+    n_max = max(p.n_train, *p.dataset_sizes)
+    if n_max + p.n_test > images.shape[0]:
+        raise ValueError(f"{kind} MNIST holds {images.shape[0]} images, fewer than the {n_max} training "
+                         f"+ {p.n_test} held-out rows this preset needs")
+    if p.target_n is not None and p.target_n > images.shape[0]:
+        raise ValueError(f"target_n={p.target_n} exceeds the {images.shape[0]} images of {kind} MNIST")
+    perm = np.random.default_rng(p.seed).permutation(images.shape[0])
+    train_rows, test_rows = perm[:n_max], perm[-p.n_test:]
+    flat = images.reshape(images.shape[0], -1).astype(np.float32) / 255
+    folder = Path(data_dir) if data_dir is not None else mnist.default_dir()
+    info = {"data_dir": str(folder), "kind": kind, "n_file": int(images.shape[0]),
+            "n_held_out": p.n_test, "permutation_seed": p.seed}
+    return Pool(images[train_rows], flat[train_rows], _unit_rows(flat[train_rows]), labels[train_rows],
+                flat[test_rows], _unit_rows(flat[test_rows]), labels[test_rows], train_rows, info,
+                perm, flat, images, labels)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _key(p: Preset, i: int):
+    return jax.random.fold_in(jax.random.key(p.seed), i)
+
+
+def _fit_config(p: Preset, n_hidden: int, steps: int | None = None, checkpoints=()) -> FitConfig:
+    return FitConfig(n_hidden=n_hidden, steps=steps or p.steps, batch_size=p.batch_size, schedule=p.schedule,
+                     n_history=min(p.n_history, steps or p.steps), checkpoints=tuple(checkpoints))
+
+
+def _fit(timing: dict, cfg: FitConfig, hyper: Hyper, keys, data: Data, data_axes=None):
+    """``classifier.fit_runs`` compiled ahead of time, so compile and run are timed apart."""
+    run, compile_seconds = classifier.compile_runs(cfg, hyper, keys, data, data_axes)
+    start = time.perf_counter()
+    out = jax.device_get(run())
+    timing["compile"] += compile_seconds
+    timing["train"] += time.perf_counter() - start
+    return out
+
+
+def one_blas_thread():
+    """Limit OpenBLAS to one thread.
+
+    JAX's CPU ``eigh`` calls LAPACK in scipy's OpenBLAS, whose threads slowed it
+    down up to 40x (0.2 s to 9 s for a 1,000 x 1,000 eigh) while another process
+    shared the 2-core machine; one thread kept ``dstar.exact`` at about 0.2 s for
+    5,000 x 512 in float64.
+    """
+    return threadpoolctl.threadpool_limits(1, user_api="blas")
+
+
+def _dstar(timing: dict, p: Preset, h, solve: bool = False) -> dict:
+    """D* of ``h [R, N, d]`` (float64 with ``p.x64``) and the sum check per run:
+    exact's sum against the rank and live neurons, and ``dstar.solve``'s with ``solve``."""
+    start = time.perf_counter()
+    with _precision(p), one_blas_thread():
+        h = np.asarray(h, np.float64 if p.x64 else np.float32)
+        d = np.asarray(dstar.exact(h))
+        out = {"dstar": d, "total": d.sum(-1), "rank": np.asarray(dstar.rank(h)), "live": np.asarray(dstar.live(h))}
+        if solve:
+            s = dstar.solve(h, steps=p.solve_steps)
+            out.update(solve_total=np.asarray(s.total), solve_converged=np.asarray(s.converged),
+                       solve_max_abs_error=np.abs(np.asarray(s.dstar) - d).max(-1))
+    timing["dstar"] += time.perf_counter() - start
+    return out
+
+
+def _check(ds: dict, r: int) -> dict:
+    out = {"total": float(ds["total"][r]), "rank": int(ds["rank"][r]), "live": int(ds["live"][r]),
+           "sum_equals_rank": bool(abs(ds["total"][r] - ds["rank"][r]) <= 1e-3 * max(ds["rank"][r], 1)),
+           "rank_equals_live": bool(ds["rank"][r] == ds["live"][r])}
+    if "solve_total" in ds:
+        out.update(solve_total=float(ds["solve_total"][r]), solve_converged=bool(ds["solve_converged"][r]),
+                   solve_max_abs_error=float(ds["solve_max_abs_error"][r]))
+    return out
+
+
+def decile_errors(dstar_N, wrong_N, n_bins: int = N_BINS) -> dict:
+    """Misclassified points per bin of D*, bins ordered from the highest D* (left of
+    the seed's plots) to the lowest, each ``N / n_bins`` points (``np.array_split``).
+
+    Returns ``fraction`` (errors / points in the bin), ``share`` (errors in the bin /
+    all errors; sums to 1, all 0 without errors), ``count`` and ``size``.
+    """
+    order = np.argsort(-np.asarray(dstar_N), kind="stable")
+    bins = np.array_split(order, n_bins)
+    wrong = np.asarray(wrong_N, bool)
+    count = np.array([wrong[b].sum() for b in bins])
+    size = np.array([b.size for b in bins])
+    return {"fraction": (count / np.maximum(size, 1)).tolist(),
+            "share": (count / max(count.sum(), 1)).tolist(),
+            "count": count.tolist(), "size": size.tolist()}
+
+
+def curve_position(dstar_N) -> np.ndarray:
+    """Each point's place along the sorted curve: 0 at the highest D*, 1 at the lowest."""
+    order = np.argsort(-np.asarray(dstar_N), kind="stable")
+    pos = np.empty(order.size)
+    pos[order] = np.arange(order.size) / max(order.size - 1, 1)
+    return pos
+
+
+def tail(dstar_N, thresholds=(1e-2, 1e-3, 1e-4), relative=TAIL_RELATIVE) -> dict:
+    """The low-D* (right-hand) end of one curve.
+
+    ``q0.1%`` and ``q1%``: the 0.1% and 1% quantiles of D* (linear interpolation);
+    ``min``; ``n_zero``: points whose hidden vector is 0 (D* = 0);
+    ``fraction_below``: fraction of points with D* < t for each absolute ``t``;
+    ``fraction_below_mean``: fraction with D* < f * mean(D*) for each ``f`` (the mean
+    is rank / N, so this compares curves of different hidden sizes); ``q1%_over_median``.
+    """
+    d = np.asarray(dstar_N, np.float64)
+    q_1e3, q_1e2, median = np.quantile(d, [1e-3, 1e-2, 0.5])
+    return {"q0.1%": float(q_1e3), "q1%": float(q_1e2), "min": float(d.min()), "n_zero": int((d == 0).sum()),
+            "q1%_over_median": float(q_1e2 / median) if median > 0 else None,
+            "fraction_below": {f"{t:g}": float((d < t).mean()) for t in thresholds},
+            "fraction_below_mean": {f"{f:g}": float((d < f * d.mean()).mean()) for f in relative}}
+
+
+def tail_table(models: list) -> dict:
+    """Per tail statistic, its value for each model of a part (from ``_model``'s ``tail``)."""
+    tails = [m["tail"] for m in models]
+    out = {k: [t[k] for t in tails] for k in ("q0.1%", "q1%", "min", "n_zero", "q1%_over_median")}
+    for group in ("fraction_below", "fraction_below_mean"):
+        for k in tails[0][group]:
+            out[f"{group} {k}"] = [t[group][k] for t in tails]
+    return out
+
+
+def _model(ds: dict, r: int, wrong=None, accuracy=None, test_accuracy=None, n=None,
+           thresholds=(1e-2, 1e-3, 1e-4)) -> dict:
+    d = ds["dstar"][r][:n]
+    q10, q50, q90 = np.quantile(d, [0.1, 0.5, 0.9])
+    out = {"sum_check": _check(ds, r), "dstar_max": float(d.max()), "dstar_q90": float(q90),
+           "dstar_median": float(q50), "dstar_q10": float(q10), "dstar_min": float(d.min()),
+           "dstar_q90_over_q10": float(q90 / q10) if q10 > 0 else None, "tail": tail(d, thresholds)}
+    if accuracy is not None:
+        out["train_accuracy"] = float(accuracy)
+    if test_accuracy is not None:
+        out["test_accuracy"] = float(test_accuracy)
+    if wrong is not None:
+        w = np.asarray(wrong)[:n]
+        deciles = decile_errors(d, w)
+        out.update(n_misclassified=int(w.sum()), error_fraction_per_decile=deciles["fraction"],
+                   error_share_per_decile=deciles["share"],
+                   error_share_high_half=float(sum(deciles["share"][: N_BINS // 2])))
+    return out
+
+
+def _precision(p: Preset):
+    return jax.enable_x64(True) if p.x64 else contextlib.nullcontext()
+
+
+def _spearman(p: Preset, curves) -> np.ndarray:
+    """Spearman matrix ``[R, R]`` of the rows of ``curves [R, N]`` (float64 with ``p.x64``)."""
+    with _precision(p):
+        return np.asarray(stats.spearman_matrix(np.asarray(curves, np.float64 if p.x64 else np.float32)))
+
+
+def _rho(p: Preset, a, b) -> float:
+    return float(_spearman(p, np.stack([a, b]))[0, 1])
+
+
+def _listed(matrix: np.ndarray) -> list:
+    return np.round(matrix, 6).tolist()
+
+
+def _hidden(params, x):
+    """Hidden vectors of every run: params with a leading [R] axis, x [N, n] or [R, N, n]."""
+    x = jnp.asarray(x)
+    return np.asarray(jax.vmap(mlp.hidden, in_axes=(0, 0 if x.ndim == 3 else None))(params, x))
+
+
+def _correct(params, x, labels):
+    x = jnp.asarray(x)
+    return np.asarray(jax.vmap(mlp.correct, in_axes=(0, 0 if x.ndim == 3 else None, None))(params, x, labels))
+
+
+def _train_data(pool: Pool, n: int, normalized: bool = True) -> Data:
+    x = pool.normalized if normalized else pool.raw
+    return Data(jnp.asarray(x[:n]), jnp.asarray(pool.labels[:n]), jnp.ones(n, jnp.float32))
+
+
+# ---------------------------------------------------------------- parts
+
+
+def part_inputs(p: Preset, pool: Pool, timing: dict, done: dict):
+    """(a, b, c): raw vs L2-normalised inputs, one vmapped program of two runs."""
+    n = p.n_train
+    x_RxNxI = np.stack([pool.raw[:n], pool.normalized[:n]])
+    data = Data(jnp.asarray(x_RxNxI), jnp.asarray(pool.labels[:n]), jnp.ones(n, jnp.float32))
+    keys = jnp.stack([_key(p, 0)] * 2)
+    fit = _fit(timing, _fit_config(p, p.n_hidden), Hyper(p.lr, p.weight_decay), keys, data, Data(0, None, None))
+    ds = _dstar(timing, p, _hidden(fit.params, x_RxNxI), solve=True)
+    wrong = ~_correct(fit.params, x_RxNxI, pool.labels[:n])
+    test_x = np.stack([pool.test_raw, pool.test_normalized])
+    test_acc = _correct(fit.params, test_x, pool.test_labels).mean(-1)
+    labels = pool.labels[:n]
+    input_norm = np.linalg.norm(pool.raw[:n], axis=-1)
+    res = {"variants": ["raw", "normalized"]}
+    for r, name in enumerate(res["variants"]):
+        pos = curve_position(ds["dstar"][r])
+        res[name] = {**_model(ds, r, wrong[r], fit.accuracy[r], test_acc[r], thresholds=p.tail_thresholds),
+                     "spearman_dstar_vs_input_norm": _rho(p, ds["dstar"][r], input_norm),
+                     "class_mean_position": [float(pos[labels == c].mean()) for c in range(10)],
+                     "class_share_top_decile": _class_share(pos, labels, top=True),
+                     "class_share_bottom_decile": _class_share(pos, labels, top=False)}
+    res["spearman_raw_vs_normalized"] = _rho(p, ds["dstar"][0], ds["dstar"][1])
+    arrays = {"dstar": ds["dstar"], "wrong": wrong, "labels": labels, "images": pool.images[:n],
+              "file_index": pool.index[:n],
+              "input_norm": input_norm, "train_accuracy": fit.accuracy, "test_accuracy": test_acc,
+              "history_step": fit.history.step, "history_accuracy": fit.history.accuracy,
+              "history_loss": fit.history.loss, "total": ds["total"], "rank": ds["rank"], "live": ds["live"]}
+    return res, arrays, 2
+
+
+def _class_share(pos, labels, top: bool) -> list:
+    sel = pos <= 0.1 if top else pos >= 0.9
+    return (np.bincount(labels[sel], minlength=10) / max(sel.sum(), 1)).round(4).tolist()
+
+
+def part_hidden_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
+    """(d): one program per hidden size (shapes differ)."""
+    data = _train_data(pool, p.n_train)
+    curves, models, acc = [], {}, []
+    for m in p.hidden_sizes:
+        fit = _fit(timing, _fit_config(p, m), Hyper(p.lr, p.weight_decay), _key(p, 0)[None], data)
+        ds = _dstar(timing, p, _hidden(fit.params, data.x))
+        wrong = ~_correct(fit.params, data.x, data.labels)
+        models[str(m)] = _model(ds, 0, wrong[0], fit.accuracy[0], thresholds=p.tail_thresholds)
+        curves.append(ds["dstar"][0])
+        acc.append(fit.accuracy[0])
+    rho = _spearman(p, curves)
+    res = {"hidden_sizes": list(p.hidden_sizes), "models": models, "spearman": _listed(rho),
+           "tail": tail_table(list(models.values()))}
+    return res, {"dstar": np.stack(curves), "hidden_sizes": np.array(p.hidden_sizes),
+                 "train_accuracy": np.array(acc), "spearman": rho}, len(p.hidden_sizes)
+
+
+def _grid_part(p: Preset, pool: Pool, timing: dict, hyper: Hyper, keys, labels: list, name: str):
+    data = _train_data(pool, p.n_train)
+    fit = _fit(timing, _fit_config(p, p.n_hidden), hyper, keys, data)
+    ds = _dstar(timing, p, _hidden(fit.params, data.x))
+    wrong = ~_correct(fit.params, data.x, data.labels)
+    rho = _spearman(p, ds["dstar"])
+    models = [_model(ds, r, wrong[r], fit.accuracy[r], thresholds=p.tail_thresholds) for r in range(len(labels))]
+    res = {name: labels, "models": models, "spearman": _listed(rho), "tail": tail_table(models)}
+    arrays = {"dstar": ds["dstar"], "wrong": wrong, name: np.array(labels), "train_accuracy": fit.accuracy,
+              "spearman": rho}
+    return res, arrays, len(labels)
+
+
+def part_seeds(p: Preset, pool: Pool, timing: dict, done: dict):
+    """(e): ``p.seeds`` init/shuffle seeds, one vmapped program."""
+    keys = jnp.stack([_key(p, s) for s in range(p.seeds)])
+    return _grid_part(p, pool, timing, Hyper(p.lr, p.weight_decay), keys, list(range(p.seeds)), "seeds")
+
+
+def part_weight_decay(p: Preset, pool: Pool, timing: dict, done: dict):
+    """(g): weight decays, one vmapped program (seed 0 for all)."""
+    wd = jnp.asarray(p.weight_decays, jnp.float32)
+    keys = jnp.stack([_key(p, 0)] * len(p.weight_decays))
+    return _grid_part(p, pool, timing, Hyper(p.lr, wd), keys, list(p.weight_decays), "weight_decays")
+
+
+def part_dataset_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
+    """(f): nested training sets, padded to the largest and masked; every size gets
+    ``p.epochs`` epochs (a traced horizon inside one scan)."""
+    sizes = sorted(p.dataset_sizes)
+    n_pad = sizes[-1]
+    weights = (np.arange(n_pad)[None, :] < np.array(sizes)[:, None]).astype(np.float32)
+    horizons = np.array([p.epochs * _per_epoch(n, p.batch_size) for n in sizes], np.float32)
+    data = Data(jnp.asarray(pool.normalized[:n_pad]), jnp.asarray(pool.labels[:n_pad]), jnp.asarray(weights))
+    cfg = _fit_config(p, p.n_hidden, steps=int(horizons.max()))
+    keys = jnp.stack([_key(p, 0)] * len(sizes))
+    fit = _fit(timing, cfg, Hyper(p.lr, p.weight_decay, 1.0, jnp.asarray(horizons)), keys, data, Data(None, None, 0))
+    h = _hidden(fit.params, data.x) * weights[:, :, None]
+    ds = _dstar(timing, p, h)
+    wrong = ~_correct(fit.params, data.x, data.labels) & (weights > 0)
+    common = sizes[0]
+    rho = _spearman(p, ds["dstar"][:, :common])
+    res = {"dataset_sizes": sizes, "updates": horizons.astype(int).tolist(),
+           "models": [_model(ds, r, wrong[r], fit.accuracy[r], n=n, thresholds=p.tail_thresholds)
+                      for r, n in enumerate(sizes)],
+           "spearman_common_points": _listed(rho), "n_common_points": common}
+    arrays = {"dstar": ds["dstar"], "wrong": wrong, "dataset_sizes": np.array(sizes), "train_accuracy": fit.accuracy,
+              "spearman": rho}
+    return res, arrays, len(sizes)
+
+
+def part_training(p: Preset, pool: Pool, timing: dict, done: dict):
+    """(h): one run keeping its params after each of the first minibatches and at
+    ``checkpoint_epochs``; D* of the training points at each."""
+    per_epoch = _per_epoch(p.n_train, p.batch_size)
+    epochs = sorted({e * per_epoch for e in p.checkpoint_epochs})
+    batches = list(range(min(p.first_batches, p.steps) + 1))
+    steps = sorted(set(epochs) | set(batches))
+    data = _train_data(pool, p.n_train)
+    fit = _fit(timing, _fit_config(p, p.n_hidden, checkpoints=steps), Hyper(p.lr, p.weight_decay),
+               _key(p, 0)[None], data)
+    ckpt = jax.tree.map(lambda a: a[0], fit.checkpoints)  # [K, ...]
+    h = np.asarray(classifier.hidden_at(ckpt, data.x))
+    ds = _dstar(timing, p, h)
+    correct = np.asarray(jax.vmap(mlp.correct, in_axes=(0, None, None))(ckpt, data.x, data.labels))
+    acc = correct.mean(-1)
+    at = {s: i for i, s in enumerate(steps)}
+    e_idx, b_idx = [at[s] for s in epochs], [at[s] for s in batches]
+    rho_e, rho_b = _spearman(p, ds["dstar"][e_idx]), _spearman(p, ds["dstar"][b_idx])
+    res = {"checkpoint_updates": steps, "updates_per_epoch": per_epoch,
+           "models": [_model(ds, i, ~correct[i], acc[i], thresholds=p.tail_thresholds) for i in range(len(steps))],
+           "epochs": [s // per_epoch for s in epochs], "spearman_epochs": _listed(rho_e),
+           "first_batches": batches, "spearman_first_batches": _listed(rho_b)}
+    arrays = {"dstar": ds["dstar"], "wrong": ~correct, "checkpoint_updates": np.array(steps), "train_accuracy": acc,
+              "epoch_index": np.array(e_idx), "batch_index": np.array(b_idx), "updates_per_epoch": per_epoch,
+              "spearman_epochs": rho_e, "spearman_first_batches": rho_b}
+    return res, arrays, 1
+
+
+def part_error_rates(p: Preset, pool: Pool, timing: dict, done: dict):
+    """(i): independent models trained from scratch for ``horizons`` updates (each
+    schedule spans its own horizon), one program; errors per D* decile."""
+    horizons = sorted(p.horizons)
+    data = _train_data(pool, p.n_train)
+    keys = jnp.stack([_key(p, 1000 + i) for i in range(len(horizons))])
+    hyper = Hyper(p.lr, p.weight_decay, 1.0, jnp.asarray(horizons, jnp.float32))
+    fit = _fit(timing, _fit_config(p, p.n_hidden, steps=horizons[-1]), hyper, keys, data)
+    ds = _dstar(timing, p, _hidden(fit.params, data.x))
+    wrong = ~_correct(fit.params, data.x, data.labels)
+    res = {"updates": horizons, "models": [_model(ds, r, wrong[r], fit.accuracy[r], thresholds=p.tail_thresholds)
+                                          for r in range(len(horizons))]}
+    res["train_error"] = [1 - m["train_accuracy"] for m in res["models"]]
+    arrays = {"dstar": ds["dstar"], "wrong": wrong, "updates": np.array(horizons), "train_accuracy": fit.accuracy}
+    return res, arrays, len(horizons)
+
+
+def ae_hidden(params, x, variant: str):
+    """Hidden vectors of the ReLU-output autoencoder: ``W x`` (``"linear"``) or
+    ``ReLU(W x)`` (``"relu"``, the seed's appendix "ReLU Hidden" model)."""
+    if variant not in AE_VARIANTS:
+        raise ValueError(f"variant must be one of {AE_VARIANTS}, got {variant!r}")
+    return relu_output.hidden(params, x, hidden_relu=variant == "relu")
+
+
+def part_autoencoder(p: Preset, pool: Pool, timing: dict, done: dict):
+    """(j): ReLU-output autoencoder ``ReLU(W^T h + b)`` on the normalised training
+    points with ``h = W x`` and with ``h = ReLU(W x)`` (``p.ae_variants``), one
+    program per variant and hidden size; D* of ``h``."""
+    x = jnp.asarray(pool.normalized[: p.n_train])
+    hyper = train.Hyper(p.ae_lr, p.ae_weight_decay, 1.0)
+    curves = np.zeros((len(p.ae_variants), len(p.ae_hidden), p.n_train))
+    losses = np.zeros(curves.shape[:2])
+    live = np.zeros(curves.shape[:2], int)
+    models = {}
+    for v, variant in enumerate(p.ae_variants):
+        models[variant] = {}
+        for k, m in enumerate(p.ae_hidden):
+            cfg = train.TrainConfig(n_features=784, n_hidden=m, steps=p.ae_steps, n_history=min(20, p.ae_steps),
+                                    hidden_relu=variant == "relu")
+            t0 = time.perf_counter()
+            compiled = jax.jit(train.train, static_argnums=0).lower(cfg, hyper, _key(p, 0), x).compile()
+            t1 = time.perf_counter()
+            out = jax.device_get(compiled(hyper, _key(p, 0), x))
+            timing["compile"] += t1 - t0
+            timing["train"] += time.perf_counter() - t1
+            ds = _dstar(timing, p, np.asarray(ae_hidden(out.params, x, variant))[None])
+            models[variant][str(m)] = {**_model(ds, 0, thresholds=p.tail_thresholds),
+                                       "train_loss": float(out.train_loss)}
+            curves[v, k], losses[v, k], live[v, k] = ds["dstar"][0], float(out.train_loss), ds["live"][0]
+    rho = _spearman(p, curves.reshape(-1, p.n_train))  # [variants x sizes] squared
+    res = {"hidden_sizes": list(p.ae_hidden), "variants": list(p.ae_variants), "models": models,
+           "spearman": _listed(rho)}
+    if len(p.ae_variants) == 2:  # the same size, linear vs ReLU hidden layer
+        res["spearman_linear_vs_relu"] = [_rho(p, curves[0, k], curves[1, k]) for k in range(len(p.ae_hidden))]
+    arrays = {"dstar": curves, "hidden_sizes": np.array(p.ae_hidden), "variants": np.array(p.ae_variants),
+              "train_loss": losses, "live": live, "spearman": rho}
+    if "inputs" in done:  # the classifier's D* of the same points (normalised inputs)
+        mlp_curve = done["inputs"]["dstar"][1]
+        res["spearman_vs_classifier"] = {variant: [_rho(p, c, mlp_curve) for c in curves[v]]
+                                         for v, variant in enumerate(p.ae_variants)}
+        arrays["classifier_dstar"] = mlp_curve
+    return res, arrays, curves.shape[0] * curves.shape[1]
+
+
+def closest_run(errors, epochs, target: float) -> int:
+    """Index of the run whose error count is closest to ``target``; ties go to fewer epochs."""
+    errors, epochs = np.asarray(errors), np.asarray(epochs)
+    return int(min(range(errors.size), key=lambda r: (abs(errors[r] - target), epochs[r])))
+
+
+def error_positions(dstar_N, wrong_N) -> dict:
+    """Where the misclassified points sit along the sorted curve.
+
+    ``position``: each error's place, 0 at the highest D* (left of the seed's plots),
+    1 at the lowest (``curve_position``); ``mean_position`` (0.5 for an even spread),
+    ``share_high_half`` (position < 0.5), the two-sided ``binomial_p`` of that count
+    against 1/2 and ``ks_p``, the Kolmogorov-Smirnov p-value against a uniform spread.
+    """
+    wrong = np.asarray(wrong_N, bool)
+    pos = curve_position(dstar_N)[wrong]
+    k = int(pos.size)
+    high = int((pos < 0.5).sum())
+    return {"n": k, "position": pos.round(6).tolist(),
+            "mean_position": float(pos.mean()) if k else None,
+            "share_high_half": high / k if k else None,
+            "binomial_p": float(scipy.stats.binomtest(high, k, 0.5).pvalue) if k else None,
+            "ks_p": float(scipy.stats.kstest(pos, "uniform").pvalue) if k else None}
+
+
+def part_target_error(p: Preset, pool: Pool, timing: dict, done: dict):
+    """(b) at the seed's training error: ``target_seeds`` x ``target_epochs`` models
+    trained from scratch (each its own cosine schedule, a traced horizon in one
+    program) on the first ``target_n`` rows of the permutation, all images by
+    default; per seed the run whose errors are closest to ``target_error_rate * n``,
+    and where its misclassified points sit along its sorted D* curve."""
+    n = pool.file_labels.size if p.target_n is None else p.target_n
+    rows, held = pool.perm[:n], pool.perm[n:]
+    x = jnp.asarray(_unit_rows(pool.file_raw[rows]))
+    labels = pool.file_labels[rows]
+    data = Data(x, jnp.asarray(labels), jnp.ones(n, jnp.float32))
+    per_epoch = _per_epoch(n, p.batch_size)
+    epochs = sorted(p.target_epochs)
+    grid = [(s, e) for s in range(p.target_seeds) for e in epochs]
+    keys = jnp.stack([_key(p, 2000 + s) for s, _ in grid])
+    hyper = Hyper(p.target_lr, p.weight_decay, 1.0, jnp.asarray([e * per_epoch for _, e in grid], jnp.float32))
+    fit = _fit(timing, _fit_config(p, p.n_hidden, steps=epochs[-1] * per_epoch), hyper, keys, data)
+    wrong = ~_correct(fit.params, x, labels)
+    test_acc = None
+    if held.size:
+        test_acc = _correct(fit.params, _unit_rows(pool.file_raw[held]), pool.file_labels[held]).mean(-1)
+    dstar_RxN = np.zeros((len(grid), n))
+    runs = []
+    for r in range(len(grid)):  # one run at a time: [R, N, 512] float64 at N = 10,000 is large
+        params = jax.tree.map(lambda a: a[r: r + 1], fit.params)
+        ds = _dstar(timing, p, _hidden(params, x))
+        dstar_RxN[r] = ds["dstar"][0]
+        runs.append({"seed": grid[r][0], "epochs": grid[r][1],
+                     **_model(ds, 0, wrong[r], fit.accuracy[r], None if test_acc is None else test_acc[r],
+                              thresholds=p.tail_thresholds)})
+    target = p.target_error_rate * n
+    selected, pooled_positions = [], []
+    for s in range(p.target_seeds):
+        mine = [r for r in range(len(grid)) if grid[r][0] == s]
+        r = mine[closest_run([runs[i]["n_misclassified"] for i in mine], [grid[i][1] for i in mine], target)]
+        rows_wrong = np.flatnonzero(wrong[r])
+        selected.append({"run": r, "seed": s, "epochs": grid[r][1], "n_misclassified": int(wrong[r].sum()),
+                         "train_error": float(1 - fit.accuracy[r]), **error_positions(dstar_RxN[r], wrong[r]),
+                         "dstar": dstar_RxN[r][rows_wrong].tolist(), "labels": labels[rows_wrong].tolist(),
+                         "file_index": rows[rows_wrong].tolist()})
+        pooled_positions.append(selected[-1]["position"])
+    pos = np.concatenate(pooled_positions) if pooled_positions else np.zeros(0)
+    pooled = {"n": int(pos.size), "n_distinct_points": len({i for sel in selected for i in sel["file_index"]}),
+              "mean_position": float(pos.mean()) if pos.size else None,
+              "share_high_half": float((pos < 0.5).mean()) if pos.size else None,
+              "count_per_decile": np.bincount(np.minimum((pos * N_BINS).astype(int), N_BINS - 1),
+                                              minlength=N_BINS).tolist(),
+              "ks_p": float(scipy.stats.kstest(pos, "uniform").pvalue) if pos.size else None}
+    # the seeds' errors are often the same images, so the pooled positions are not independent
+    errors = [[run["n_misclassified"] for run in runs if run["seed"] == s] for s in range(p.target_seeds)]
+    res = {"n_train": n, "n_held_out": int(held.size), "updates_per_epoch": per_epoch, "epochs": epochs,
+           "seeds": p.target_seeds, "lr": p.target_lr, "target_error_rate": p.target_error_rate,
+           "target_errors": target, "runs": runs, "errors": errors, "selected": selected, "pooled_selected": pooled}
+    chosen = np.array([sel["run"] for sel in selected])
+    error_rows = np.unique(np.concatenate([np.flatnonzero(wrong[r]) for r in chosen]))
+    arrays = {"dstar": dstar_RxN, "wrong": wrong, "seed": np.array([g[0] for g in grid]),
+              "epochs": np.array([g[1] for g in grid]), "train_accuracy": fit.accuracy, "selected": chosen,
+              "labels": labels, "file_index": rows, "error_rows": error_rows,
+              "error_images": pool.file_images[rows[error_rows]], "target_errors": target}
+    return res, arrays, len(grid)
+
+
+PART_FNS = {"inputs": part_inputs, "hidden_sizes": part_hidden_sizes, "seeds": part_seeds,
+            "dataset_sizes": part_dataset_sizes, "weight_decay": part_weight_decay, "training": part_training,
+            "error_rates": part_error_rates, "autoencoder": part_autoencoder, "target_error": part_target_error}
+
+
+# ---------------------------------------------------------------- run
+
+
+def config_dict(p: Preset, pool_info: dict) -> dict:
+    return json.loads(json.dumps({**dataclasses.asdict(p), "steps": p.steps, "data": pool_info}))
+
+
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, data_dir=None,
+        progress=None) -> dict:
+    """Run every part, writing ``<part>.npz``, its figures and ``summary.json`` as each
+    part finishes; with ``resume``, parts already saved under the same config are kept
+    (``wall_seconds`` then adds the time they took when they ran)."""
+    p = preset(preset_name, seeds)
+    out = Path(out)
+    start = time.perf_counter()
+    pool = load_pool(p, data_dir)
+    config = config_dict(p, pool.info)
+    summary_path = out / "summary.json"
+    previous = {}
+    if resume and summary_path.exists():
+        previous = results.load_json(summary_path)
+        if previous.get("config") != config:
+            raise ValueError(f"--resume: {summary_path} was made with another config; use a new --out")
+    if not isinstance(progress, Progress):
+        progress = Progress(len(p.parts), enabled=progress)
+    summary = {"experiment": "dstar-mnist", "preset": preset_name, **results.device_info(), "n_runs": 0, "wall_seconds": 0.0,
+               "compile_seconds": 0.0, "config": config, "results": {}, "parts_done": []}
+    done, reused = {}, 0.0  # reused: seconds the parts loaded from a previous run took then
+    for name in p.parts:
+        path = out / f"{name}.npz"
+        old = previous.get("results", {}).get(name)
+        if old is not None and path.exists():
+            res, arrays, n_runs = old, results.load_arrays(path), old["n_runs"]
+            label = f"{name} loaded from {path}"
+        else:
+            timing = {"compile": 0.0, "train": 0.0, "dstar": 0.0}
+            t0 = time.perf_counter()
+            res, arrays, n_runs = PART_FNS[name](p, pool, timing, done)
+            res = {**res, "n_runs": n_runs, "seconds": {**timing, "total": time.perf_counter() - t0}}
+            results.save_arrays(path, arrays)
+            label = f"{name} done"
+        done[name] = arrays
+        figures_dstar.draw(name, arrays, out)
+        summary["results"][name] = res
+        summary["parts_done"].append(name)
+        summary["n_runs"] += n_runs
+        summary["compile_seconds"] += res["seconds"]["compile"]
+        reused += res["seconds"]["total"] if old is not None and path.exists() else 0.0
+        summary["wall_seconds"] = reused + time.perf_counter() - start
+        results.save_json(summary_path, summary)
+        progress.update(1, label)
+    return summary

@@ -1,0 +1,1 @@
+"""The grokking study: its experiments, analysis and figures."""

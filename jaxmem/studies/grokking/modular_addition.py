@@ -1,0 +1,264 @@
+"""``modular-addition``: grokking ``(a + b) mod p`` with the explorable's MLP, its Fourier
+anatomy, and the constructed circular solution (SPEC §3; Pearce et al. 2023).
+
+All seeds of a variant train as one program; the factored (tied-embedding) model is
+compared with the unfactored one, which the explorable says does not generalise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmem import construct, presets, results, tasks
+from jaxmem.models import modular
+from jaxmem.studies.grokking import figures as figures_grok
+from jaxmem.studies.grokking import fourier, grok
+
+DESCRIPTION = "Grokking modular addition (p = 67) with the explorable's main model and settings: plateau, frequencies, stars, construction"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModularConfig:
+    """Defaults are the explorable's main model, from its published training code
+    (``server-side/grokking/MLP_Modular_Addition.ipynb``, "config for the main model used
+    in the post"; SPEC §3): unordered pairs ``a <= b``, 40% for training; embedding 500,
+    24 hidden neurons, tied unembedding; haiku's init; loss ``-mean(onehot *
+    log_softmax)`` (cross-entropy / p); full-batch AdamW, lr 1e-3, weight decay 1.0,
+    betas (0.9, 0.98), 50,000 steps; run as that code runs under ``jax_enable_x64``
+    (``precision="source"``: embedding float32, the rest float64). The code logs 500
+    points (every 100 steps), as ``n_history`` here.
+
+    Not in the source: its unfactored model's init (here the collapsed matrices of a
+    factored init, the same function) and the seed count (it trains one seed, 165; seed
+    ``s`` here draws split and init from ``fold_in(key(seed), s)``).
+    ``symmetric=False`` (all p^2 ordered pairs), another ``n_embed``, ``init="normal"`` or
+    ``precision="float32"`` leave the source's setting.
+    """
+
+    p: int = 67
+    train_frac: float = 0.4
+    symmetric: bool = True
+    n_embed: int = 500
+    n_hidden: int = 24
+    activation: str = "relu"
+    loss: str = "ce"
+    class_mean: bool = True
+    init: str = "haiku"
+    precision: str = "source"
+    optimizer: str = "adamw"
+    seeds: int = 8
+    steps: int = 50_000
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    b1: float = 0.9
+    b2: float = 0.98
+    init_scale: float = 1.0
+    n_history: int = 500
+    variants: tuple[str, ...] = ("factored", "unfactored")
+    construct_p: tuple[int, ...] = (7, 31, 67, 113)
+    construct_n: tuple[int, ...] = (3, 4, 5, 6, 7, 8, 12, 24)
+    seed: int = 0
+
+    def __post_init__(self):
+        tasks.n_train_pairs(self.p, self.train_frac, self.symmetric)
+        for name, known in (("activation", tuple(modular.ACTIVATIONS)), ("init", modular.INITS),
+                            ("precision", modular.PRECISIONS), ("optimizer", grok.OPTIMIZERS)):
+            if getattr(self, name) not in known:
+                raise ValueError(f"{name} must be one of {known}, got {getattr(self, name)!r}")
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if bad or not self.variants:
+            raise ValueError(f"variants must be some of {VARIANTS}, got {self.variants!r}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds!r}")
+
+    @property
+    def grok_config(self) -> grok.GrokConfig:
+        return grok.GrokConfig(steps=self.steps, optimizer=self.optimizer, loss=self.loss,
+                               class_mean=self.class_mean, n_history=self.n_history)
+
+    @property
+    def hyper(self) -> grok.GrokHyper:
+        return grok.GrokHyper(self.lr, self.weight_decay, self.b1, self.b2, self.init_scale)
+
+    def precision_context(self):
+        """``jax.enable_x64`` while a float64 precision trains and is analysed."""
+        return jax.enable_x64(self.precision != "float32")
+
+
+VARIANTS = ("factored", "unfactored")
+#: the leaky setting of earlier versions, kept as the documented contrast: all p^2 ordered
+#: pairs, embedding 32, Gaussian init, per-example cross-entropy, float32
+ORDERED = ModularConfig(symmetric=False, n_embed=32, init="normal", precision="float32", class_mean=False,
+                        steps=10_000, n_history=100)
+PRESETS = {"quick": ModularConfig(seeds=4), "quick-float32": ModularConfig(seeds=4, precision="float32"),
+           "paper": ModularConfig(seeds=32), "ordered": ORDERED}
+
+
+def model_apply(activation: str):
+    return lambda params, inputs: modular.apply(params, inputs["a"], inputs["b"], activation)
+
+
+def train_seeds(cfg: ModularConfig, variant: str, hyper: grok.GrokHyper | None = None,
+                grok_cfg: grok.GrokConfig | None = None, seeds=None, snapshot: bool = False):
+    """Every seed (and every entry of a batched ``hyper``) as one program; call it inside
+    ``cfg.precision_context()``. Returns (``GrokResult`` with a leading run axis,
+    compile s, run s)."""
+    return grok.run_program(*seeds_program(cfg, variant, hyper, grok_cfg, seeds, snapshot))
+
+
+def seeds_program(cfg: ModularConfig, variant: str, hyper: grok.GrokHyper | None = None,
+                  grok_cfg: grok.GrokConfig | None = None, seeds=None, snapshot: bool = False,
+                  batch: int | None = None):
+    """(function, args) of ``train_seeds``'s program.
+
+    Seed ``s`` draws the train/test split and the init from ``fold_in(key(cfg.seed), s)``.
+    With ``snapshot`` the history also holds ``modular.collapsed`` params at each point.
+    Runs are mapped by ``grok.map_runs(batch)``: by default vmapped on an accelerator and
+    one at a time on CPU.
+    """
+    grok_cfg = grok_cfg or cfg.grok_config
+    hyper = cfg.hyper if hyper is None else hyper
+    seeds = jnp.arange(cfg.seeds) if seeds is None else jnp.asarray(seeds)
+    hyper = jax.tree.map(lambda v: jnp.broadcast_to(jnp.asarray(v, float), seeds.shape), hyper)
+    factored = variant == "factored"
+
+    def one(seed, h):
+        k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), seed))
+        split = tasks.modular_addition(k_data, cfg.p, cfg.train_frac, cfg.symmetric)
+        params = modular.init(k_init, cfg.p, cfg.n_embed, cfg.n_hidden, factored=factored, scale=h.init_scale,
+                              init=cfg.init, precision=cfg.precision)
+        return grok.train(grok_cfg, model_apply(cfg.activation), h, params, split,
+                          modular.collapsed if snapshot else None)
+
+    return grok.map_runs(one, batch), seeds, hyper
+
+
+def constructed_accuracy(p: int, n_neurons: int, activation: str) -> float:
+    """Accuracy over all ``p^2`` pairs of ``construct.modular_circle(p, n_neurons)``."""
+    a, b = np.divmod(np.arange(p * p), p)
+    logits = modular.apply(construct.modular_circle(p, n_neurons), a, b, activation)
+    return float(np.mean(np.asarray(jnp.argmax(logits, -1)) == (a + b) % p))
+
+
+def constructed(cfg: ModularConfig) -> dict:
+    """Accuracy of the constructed solution, ReLU and x^2, ``[len(p), len(N)]`` each."""
+    return {"p": list(cfg.construct_p), "n_neurons": list(cfg.construct_n),
+            **{f"{act}_accuracy": [[constructed_accuracy(p, n, act) for n in cfg.construct_n] for p in cfg.construct_p]
+               for act in ("relu", "square")}}
+
+
+def all_pairs(p: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    a, b = jnp.divmod(jnp.arange(p * p), p)
+    return a, b, (a + b) % p
+
+
+def mode_loss_history(cfg: ModularConfig, snapshots) -> np.ndarray:
+    """Cross-entropy of each output Fourier mode over all pairs, ``[seed, record, K]``,
+    from ``modular.collapsed`` snapshots (a ``lax.map``: one holds ``K x p^2 x p`` logits)."""
+    a, b, labels = all_pairs(cfg.p)
+    lead = jax.tree.leaves(snapshots)[0].shape[:2]
+    flat = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32).reshape((-1,) + x.shape[2:]), snapshots)
+    per_snapshot = jax.jit(lambda prm: jax.lax.map(lambda q: fourier.mode_losses(
+        modular.apply(q, a, b, cfg.activation), labels), prm, batch_size=8))
+    return np.asarray(per_snapshot(flat)).reshape(lead + (-1,))
+
+
+#: history points kept of ``W_input`` for the heatmaps, and of the mode losses
+N_SNAPSHOTS = 100
+
+
+def snapshot_index(n_records: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n_records - 1, min(N_SNAPSHOTS, n_records)).round().astype(int))
+
+
+def neurons_per_frequency(freq: dict) -> dict:
+    """``{key frequency: live neurons whose dominant frequency it is}``."""
+    return {str(k): int(np.sum(freq["live"] & (freq["dominant"] == k))) for k in freq["key_frequencies"]}
+
+
+def analyse(cfg: ModularConfig, arrays: dict) -> dict:
+    """Per seed: outcome, memorise and generalise steps, the longest plateau (train
+    accuracy >= 0.99, test < 0.5), final accuracies and the trained model's key
+    frequencies with their neurons; per variant: counts and the median delay."""
+    steps = cfg.grok_config.history_steps
+    by_variant = {}
+    for variant in cfg.variants:
+        h = grok.History(*(arrays[f"{variant}_{k}"] for k in ("train_loss", "test_loss", "train_accuracy",
+                                                               "test_accuracy")))
+        o = grok.outcomes(h, steps)
+        runs = []
+        for s in range(cfg.seeds):
+            freq = fourier.neuron_frequencies(arrays[f"{variant}_w_input"][s])
+            runs.append({"seed": s, "outcome": grok.OUTCOMES[o["outcome"][s]],
+                         "memorise_step": results.finite_or_none(o["memorise_step"][s]),
+                         "generalise_step": results.finite_or_none(o["generalise_step"][s]),
+                         "plateau_steps": int(o["plateau_steps"][s]),
+                         "final_train_accuracy": float(h.train_accuracy[s, -1]),
+                         "final_test_accuracy": float(h.test_accuracy[s, -1]),
+                         "key_frequencies": freq["key_frequencies"].tolist(),
+                         "neurons_per_key_frequency": neurons_per_frequency(freq),
+                         "key_share": freq["key_share"], "live_neurons": int(freq["live"].sum())})
+        delays = [r["generalise_step"] / r["memorise_step"] for r in runs
+                  if r["generalise_step"] is not None and r["memorise_step"]]
+        by_variant[variant] = {"outcomes": grok.outcome_counts(o["outcome"]), "runs": runs,
+                               "generalised": sum(r["generalise_step"] is not None for r in runs),
+                               "median_generalise_over_memorise": float(np.median(delays)) if delays else None,
+                               "median_plateau_steps": float(np.median([r["plateau_steps"] for r in runs]))}
+    return by_variant
+
+
+def preset(name: str, seeds: int | None = None) -> ModularConfig:
+    return presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds")
+
+
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
+    cfg = preset(preset_name, seeds)
+    out, start = Path(out), time.perf_counter()
+    config = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    config.update(accuracy_threshold=grok.ACCURACY_THRESHOLD, grok_delay=grok.GROK_DELAY,
+                  live_neuron_fraction=fourier.LIVE_NEURON_FRACTION, decay="l2")
+    arrays_path = out / "runs.npz"
+    arrays = results.resume_arrays(out, config, resume)
+    verbose = progress or (progress is None and sys.stderr.isatty())
+    keep = snapshot_index(cfg.grok_config.n_records)
+    for variant in cfg.variants:
+        if f"{variant}_test_accuracy" in arrays:
+            continue
+        if verbose:
+            print(f"modular-addition: training {variant}, {cfg.seeds} seeds x {cfg.steps} steps ({cfg.precision}) ...",
+                  file=sys.stderr, flush=True)
+        drawn = variant == cfg.variants[0]  # the weight and mode-loss figures show the first variant
+        with cfg.precision_context():
+            res, compile_s, run_s = train_seeds(cfg, variant, snapshot=drawn)
+            final = modular.collapsed(res.params)
+        arrays.update({f"{variant}_{k}": np.asarray(getattr(res.history, k))
+                       for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")})
+        arrays.update({f"{variant}_w_input": np.asarray(final["W_in"]), f"{variant}_w_output": np.asarray(final["W_out"]),
+                       f"{variant}_compile_seconds": np.array(compile_s), f"{variant}_train_seconds": np.array(run_s)})
+        if drawn:
+            snapshots = jax.tree.map(lambda x: np.asarray(x)[:, keep], res.history.params)
+            arrays.update({f"{variant}_w_input_history": snapshots["W_in"].astype(np.float32),
+                           f"{variant}_mode_loss": mode_loss_history(cfg, snapshots)})
+        results.save_arrays(arrays_path, arrays)  # after every variant: nothing is lost
+        if verbose:
+            print(f"modular-addition: {variant} trained in {run_s:.1f} s (compile {compile_s:.1f} s)",
+                  file=sys.stderr, flush=True)
+    arrays["history_steps"] = cfg.grok_config.history_steps
+    arrays["snapshot_steps"] = cfg.grok_config.history_steps[keep]
+    construction = constructed(cfg)
+    summary = {"experiment": "modular-addition", "preset": preset_name, **results.device_info(),
+               "n_runs": cfg.seeds * len(cfg.variants), "wall_seconds": time.perf_counter() - start,
+               "compile_seconds": float(sum(arrays[f"{v}_compile_seconds"] for v in cfg.variants)),
+               "train_seconds": float(sum(arrays[f"{v}_train_seconds"] for v in cfg.variants)),
+               "config": config,
+               "results": {**analyse(cfg, arrays), "constructed": construction}}
+    results.save_json(out / "summary.json", summary)
+    figures_grok.modular_addition(arrays, cfg, construction, out)
+    return summary

@@ -1,0 +1,1 @@
+"""The identity study: its experiments, analysis and figures."""

@@ -1,0 +1,1 @@
+"""The smdd study: its experiments, analysis and figures."""

@@ -1,0 +1,9 @@
+"""``smdd-sparsity``: see ``jaxmem.studies.smdd.settings``."""
+from jaxmem.studies.smdd.settings import SETTINGS, run_setting
+
+DESCRIPTION = SETTINGS["smdd-sparsity"].description
+PRESETS = SETTINGS["smdd-sparsity"].presets
+
+
+def run(preset_name, out, seeds=None, resume=False, progress=None):
+    return run_setting("smdd-sparsity", preset_name, out, seeds, resume, progress)

@@ -1,0 +1,9 @@
+"""``smdd-steps``: see ``jaxmem.studies.smdd.settings``."""
+from jaxmem.studies.smdd.settings import SETTINGS, run_setting
+
+DESCRIPTION = SETTINGS["smdd-steps"].description
+PRESETS = SETTINGS["smdd-steps"].presets
+
+
+def run(preset_name, out, seeds=None, resume=False, progress=None):
+    return run_setting("smdd-steps", preset_name, out, seeds, resume, progress)

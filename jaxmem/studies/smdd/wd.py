@@ -1,0 +1,9 @@
+"""``smdd-wd``: see ``jaxmem.studies.smdd.settings``."""
+from jaxmem.studies.smdd.settings import SETTINGS, run_setting
+
+DESCRIPTION = SETTINGS["smdd-wd"].description
+PRESETS = SETTINGS["smdd-wd"].presets
+
+
+def run(preset_name, out, seeds=None, resume=False, progress=None):
+    return run_setting("smdd-wd", preset_name, out, seeds, resume, progress)

@@ -1,0 +1,327 @@
+import json
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxmem import mnist, results
+from jaxmem.models import mlp
+from jaxmem.studies.dstar import classifier
+from jaxmem.studies.dstar import mnist as dstar_mnist
+from jaxmem.studies.dstar.classifier import Data, FitConfig, Hyper
+
+N_IN, N_HIDDEN, N_OUT = 12, 16, 3
+
+
+def _problem(key, n=48, n_in=N_IN):
+    """A small separable 3-class problem."""
+    kx, kw = jax.random.split(key)
+    x = jax.random.normal(kx, (n, n_in))
+    labels = jnp.argmax(x @ jax.random.normal(kw, (n_in, N_OUT)), axis=-1)
+    return Data(x, labels, jnp.ones(n))
+
+
+def _cfg(**kw):
+    return FitConfig(**{"n_in": N_IN, "n_hidden": N_HIDDEN, "n_out": N_OUT, "steps": 24, "n_history": 4, **kw})
+
+
+def test_mlp_against_numpy(key):
+    params = mlp.init(key, N_IN, N_HIDDEN, N_OUT)
+    for name, shape, fan_in in (("W1", (N_IN, N_HIDDEN), N_IN), ("b1", (N_HIDDEN,), N_IN),
+                                ("W2", (N_HIDDEN, N_OUT), N_HIDDEN), ("b2", (N_OUT,), N_HIDDEN)):
+        assert params[name].shape == shape
+        assert float(jnp.abs(params[name]).max()) <= 1 / np.sqrt(fan_in)
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    x = np.random.default_rng(0).standard_normal((2, 5, N_IN))  # any batch shape
+    h = np.maximum(x @ p["W1"] + p["b1"], 0)
+    logits = h @ p["W2"] + p["b2"]
+    np.testing.assert_allclose(mlp.hidden(params, x), h, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mlp.apply(params, x), logits, rtol=1e-5, atol=1e-5)
+    labels = np.array([[0, 1, 2, 0, 1], [2, 2, 1, 0, 0]])
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    ce = -np.take_along_axis(logp, labels[..., None], -1)[..., 0]
+    np.testing.assert_allclose(mlp.example_losses(params, x, labels), ce, rtol=1e-5)
+    w = np.array([1.0, 0.0, 2.0, 1.0, 0.0])
+    np.testing.assert_allclose(mlp.loss(params, x[0], labels[0], w), (w * ce[0]).sum() / w.sum(), rtol=1e-5)
+    with pytest.raises(ValueError, match="n_hidden must be a positive integer, got 0"):
+        mlp.init(key, N_IN, 0, N_OUT)
+
+
+def test_schedule_matches_optax_and_stops_at_the_horizon():
+    cfg = _cfg(steps=100, warmup_frac=0.1)
+    mine, ref = classifier.unit_schedule(cfg, 100), optax.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100)
+    t = jnp.arange(0, 101)
+    np.testing.assert_allclose(jax.vmap(mine)(t), jax.vmap(ref)(t), atol=1e-6)
+    short = classifier.unit_schedule(_cfg(steps=100, schedule="constant"), jnp.float32(30))
+    assert float(short(0)) == 1.0 and float(short(29)) == 1.0 and float(short(30)) == 0.0
+    with pytest.raises(ValueError, match="checkpoints must be sorted unique"):
+        _cfg(checkpoints=(3, 1))
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        _cfg(schedule="linear")
+
+
+def test_full_batch_fit_equals_a_looped_optax_adamw(key):
+    data = _problem(key)
+    cfg, lr, wd = _cfg(), 3e-2, 0.1
+    params = mlp.init(jax.random.split(key)[0], N_IN, N_HIDDEN, N_OUT)
+    opt = optax.adamw(optax.cosine_decay_schedule(lr, cfg.steps), weight_decay=wd)
+    state = opt.init(params)
+    for _ in range(cfg.steps):
+        grads = jax.grad(mlp.loss)(params, data.x, data.labels, data.weights)
+        updates, state = opt.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+    got = jax.jit(partial(classifier.fit, cfg))(Hyper(lr, wd), key, data)
+    for name in params:
+        np.testing.assert_allclose(got.params[name], params[name], rtol=2e-5, atol=2e-6)
+    assert got.history.step.tolist() == [6, 12, 18, 24]
+    assert got.history.loss[-1] < got.history.loss[0]
+    np.testing.assert_allclose(got.loss, mlp.loss(params, data.x, data.labels), rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_pad", [0, 9])
+def test_minibatches_cover_the_real_rows_once_per_epoch(key, n_pad):
+    weights = jnp.concatenate([jnp.ones(23), jnp.zeros(n_pad)])
+    data = Data(jnp.arange(23.0 + n_pad)[:, None], jnp.zeros(23 + n_pad, jnp.int32), weights)
+    cfg = _cfg(batch_size=5)
+    for epoch in range(2):  # 23 real rows: 5 batches an epoch, the last one holds 3
+        seen = []
+        for step in range(5 * epoch, 5 * epoch + 5):
+            batch = classifier.minibatch(cfg, key, data, step)
+            seen += np.asarray(batch.x[:, 0])[np.asarray(batch.weights) > 0].astype(int).tolist()
+        assert sorted(seen) == list(range(23))
+    first = classifier.minibatch(cfg, key, data, 0).x[:, 0]
+    assert not np.array_equal(first, classifier.minibatch(cfg, key, data, 5).x[:, 0])  # reshuffled
+
+
+def test_padded_minibatch_run_equals_unpadded(key):
+    data = _problem(key, n=40)
+    pad = 13
+    junk = jax.random.normal(jax.random.key(9), (pad, N_IN)) * 100
+    padded = Data(jnp.concatenate([data.x, junk]), jnp.concatenate([data.labels, jnp.zeros(pad, jnp.int32)]),
+                  jnp.concatenate([data.weights, jnp.zeros(pad)]))
+    cfg = _cfg(batch_size=12, steps=20)  # 4 batches an epoch, the last one holds 4 rows
+    fit = jax.jit(partial(classifier.fit, cfg))
+    a, b = fit(Hyper(1e-2), key, data), fit(Hyper(1e-2), key, padded)
+    for name in a.params:
+        np.testing.assert_allclose(a.params[name], b.params[name], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.history.loss, b.history.loss, rtol=1e-5)
+    assert a.history.loss[-1] < a.history.loss[0]
+
+
+def test_vmapped_seed_and_weight_decay_grid_equals_single_runs(key):
+    data = _problem(key)
+    cfg = _cfg(batch_size=16, checkpoints=(0, 5, 24))
+    seeds, wds = [0, 1, 2], [0.0, 1.0]
+    keys = jnp.stack([jax.random.fold_in(key, s) for s in seeds for _ in wds])
+    wd = jnp.array([w for _ in seeds for w in wds])
+    grid = classifier.fit_runs(cfg, Hyper(1e-2, wd), keys, data)
+    single = jax.jit(partial(classifier.fit, cfg))
+    for r in range(len(keys)):
+        one = single(Hyper(1e-2, float(wd[r])), keys[r], data)
+        for name in one.params:
+            np.testing.assert_allclose(grid.params[name][r], one.params[name], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(grid.checkpoints[name][r], one.checkpoints[name], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(grid.accuracy[r], one.accuracy)
+        init = mlp.init(jax.random.split(keys[r])[0], N_IN, N_HIDDEN, N_OUT)
+        np.testing.assert_array_equal(one.checkpoints["W1"][0], init["W1"])  # checkpoint 0: the init
+        np.testing.assert_array_equal(one.checkpoints["W1"][-1], one.params["W1"])  # last: the final params
+    assert not np.allclose(grid.params["W1"][0], grid.params["W1"][1])  # weight decay acts
+
+
+def test_traced_horizon_equals_a_shorter_run(key):
+    data = _problem(key)
+    long, short = _cfg(batch_size=16, steps=24), _cfg(batch_size=16, steps=10)
+    inside = classifier.fit_runs(long, Hyper(1e-2, 0.1, 1.0, jnp.array([10.0, 24.0])), jnp.stack([key, key]), data)
+    alone = jax.jit(partial(classifier.fit, short))(Hyper(1e-2, 0.1), key, data)
+    for name in alone.params:
+        np.testing.assert_allclose(inside.params[name][0], alone.params[name], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(inside.params["W1"][1], alone.params["W1"])
+
+
+def test_decile_errors_and_curve_position():
+    d = np.arange(20.0)[::-1]  # point i has the (i + 1)-th highest D*
+    wrong = np.zeros(20, bool)
+    wrong[[0, 1, 19]] = True
+    out = dstar_mnist.decile_errors(d, wrong)
+    assert out["count"] == [2, 0, 0, 0, 0, 0, 0, 0, 0, 1] and out["size"] == [2] * 10
+    assert out["fraction"][0] == 1.0 and out["share"][9] == pytest.approx(1 / 3)
+    assert dstar_mnist.decile_errors(d, np.zeros(20, bool))["share"] == [0.0] * 10
+    np.testing.assert_allclose(dstar_mnist.curve_position(d), np.arange(20) / 19)
+
+
+TINY = dstar_mnist.Preset(
+    n_train=240, n_test=60, n_hidden=16, batch_size=60, epochs=3, lr=1e-2, n_history=2, hidden_sizes=(8, 16),
+    seeds=2, dataset_sizes=(120, 240), weight_decays=(0.0, 0.5), checkpoint_epochs=(0, 3), first_batches=2,
+    horizons=(1, 4), ae_hidden=(4,), ae_steps=10, ae_lr=1e-2, solve_steps=30, target_n=300, target_epochs=(1, 3),
+    target_seeds=2, target_error_rate=0.05)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setitem(dstar_mnist.PRESETS, "tiny", TINY)
+
+
+def test_tiny_run_end_to_end(tiny, tmp_path):
+    # the MNIST test set ships in the package; missing, the run's loader fails with a
+    # ValueError naming the file
+    summary = dstar_mnist.run("tiny", tmp_path, progress=False)
+    for k in ("experiment", "preset", "backend", "devices", "n_runs", "wall_seconds", "compile_seconds", "config"):
+        assert k in summary
+    assert summary["experiment"] == "dstar-mnist" and summary["n_runs"] == 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2 + 4
+    assert isinstance(summary["compile_seconds"], float) and summary["config"]["data"]["kind"] == "t10k"
+    res = summary["results"]
+    assert list(res) == list(dstar_mnist.PARTS)
+    models = [res["inputs"]["raw"], res["inputs"]["normalized"], *res["hidden_sizes"]["models"].values(),
+              *res["seeds"]["models"], *res["dataset_sizes"]["models"], *res["weight_decay"]["models"],
+              *res["training"]["models"], *res["error_rates"]["models"], *res["target_error"]["runs"]]
+    for m in models:
+        check = m["sum_check"]
+        assert check["sum_equals_rank"] and abs(check["total"] - check["rank"]) < 1e-6
+        assert len(m["error_fraction_per_decile"]) == 10
+        if m["n_misclassified"]:
+            assert sum(m["error_share_per_decile"]) == pytest.approx(1.0)
+        n = round(m["n_misclassified"] / (1 - m["train_accuracy"])) if m["train_accuracy"] < 1 else None
+        if n:  # fraction x decile size sums to the errors
+            sizes = [len(b) for b in np.array_split(np.arange(n), 10)]
+            assert np.dot(m["error_fraction_per_decile"], sizes) == pytest.approx(m["n_misclassified"])
+    assert res["inputs"]["normalized"]["sum_check"]["solve_converged"]
+    rho = np.array(res["seeds"]["spearman"])
+    assert rho.shape == (2, 2) and np.allclose(np.diag(rho), 1) and np.allclose(rho, rho.T)
+    assert np.array(res["training"]["spearman_first_batches"]).shape == (3, 3)
+    arrays = results.load_arrays(tmp_path / "inputs.npz")
+    assert arrays["dstar"].shape == (2, 240)
+    np.testing.assert_allclose(arrays["dstar"].sum(-1), arrays["rank"], rtol=1e-9)
+    sizes = results.load_arrays(tmp_path / "dataset_sizes.npz")
+    assert np.all(sizes["dstar"][0, 120:] == 0)  # padded rows carry no D*
+    for png in ("inputs_curves", "inputs_classes", "misclassified_digits", "hidden_sizes", "seeds",
+                "dataset_sizes", "weight_decay", "training_epochs", "training_first_batches", "error_rates",
+                "autoencoder", "hidden_sizes_tail", "seeds_tail", "target_error", "target_error_digits"):
+        assert (tmp_path / f"{png}.png").stat().st_size > 10_000
+    _check_target_error(res["target_error"], results.load_arrays(tmp_path / "target_error.npz"))
+    _check_autoencoder(res["autoencoder"], results.load_arrays(tmp_path / "autoencoder.npz"))
+    assert res["seeds"]["tail"]["q1%"] == [m["tail"]["q1%"] for m in res["seeds"]["models"]]
+    seeds = results.load_arrays(tmp_path / "seeds.npz")
+    for r, m in enumerate(res["seeds"]["models"]):  # the tail against NumPy on the saved curve
+        assert m["tail"]["q0.1%"] == pytest.approx(np.quantile(seeds["dstar"][r], 1e-3))
+        assert m["tail"]["fraction_below"]["0.01"] == pytest.approx(np.mean(seeds["dstar"][r] < 1e-2))
+    again = dstar_mnist.run("tiny", tmp_path, resume=True, progress=False)
+    assert again["results"] == json.loads(json.dumps(res))
+    with pytest.raises(ValueError, match="another config"):
+        dstar_mnist.run("tiny", tmp_path, seeds=3, resume=True, progress=False)
+    with pytest.raises(ValueError, match="--seeds must be >= 1, got 0"):
+        dstar_mnist.run("tiny", tmp_path, seeds=0)
+
+
+def _check_target_error(res, arrays):
+    """The selection and the error places, recomputed from the saved arrays."""
+    assert res["n_train"] == 300 and res["n_held_out"] == 9700 and res["updates_per_epoch"] == 5
+    assert res["target_errors"] == pytest.approx(0.05 * 300)
+    _, file_labels = mnist.load(None, "t10k")  # the training rows: the permutation's first 300
+    assert arrays["file_index"].tolist() == np.random.default_rng(0).permutation(10_000)[:300].tolist()
+    assert np.array_equal(arrays["labels"], file_labels[arrays["file_index"]])
+    d, wrong = arrays["dstar"], arrays["wrong"]
+    assert d.shape == (4, 300) and arrays["epochs"].tolist() == [1, 3, 1, 3] and arrays["seed"].tolist() == [0, 0, 1, 1]
+    np.testing.assert_allclose(d.sum(-1), [r["sum_check"]["rank"] for r in res["runs"]], rtol=1e-9)
+    assert res["errors"] == [[int(wrong[0].sum()), int(wrong[1].sum())], [int(wrong[2].sum()), int(wrong[3].sum())]]
+    for s, sel in enumerate(res["selected"]):
+        pair = [2 * s, 2 * s + 1]
+        gap = [abs(wrong[r].sum() - 15) for r in pair]
+        assert sel["run"] == pair[int(np.argmin(gap))] and sel["seed"] == s  # argmin keeps the first (fewer epochs)
+        r = sel["run"]
+        order = np.argsort(-d[r])
+        rank = np.empty(300)
+        rank[order] = np.arange(300)
+        np.testing.assert_allclose(sel["position"], rank[wrong[r]] / 299, atol=1e-6)
+        assert sel["n"] == sel["n_misclassified"] == int(wrong[r].sum())
+        assert sel["labels"] == arrays["labels"][wrong[r]].tolist()
+        assert sel["file_index"] == arrays["file_index"][wrong[r]].tolist()
+        assert 0 <= res["runs"][r]["test_accuracy"] <= 1
+    pooled = res["pooled_selected"]
+    assert pooled["n"] == sum(sel["n"] for sel in res["selected"]) == sum(pooled["count_per_decile"])
+    assert pooled["n_distinct_points"] == len({i for sel in res["selected"] for i in sel["file_index"]})
+
+
+def _check_autoencoder(res, arrays):
+    assert res["variants"] == ["linear", "relu"] and arrays["dstar"].shape == (2, 1, 240)
+    for variant in ("linear", "relu"):
+        check = res["models"][variant]["4"]["sum_check"]
+        assert check["sum_equals_rank"] and check["rank"] <= 4
+    assert np.array(res["spearman"]).shape == (2, 2) and len(res["spearman_linear_vs_relu"]) == 1
+    assert set(res["spearman_vs_classifier"]) == {"linear", "relu"}
+    assert not np.allclose(arrays["dstar"][0], arrays["dstar"][1])  # the ReLU changes the hidden vectors
+
+
+def test_tail_by_hand():
+    d = np.array([0.0, 5e-5, 5e-4, 5e-3, 0.02, 0.1, 0.1, 0.2, 0.5, 1.0])  # mean 0.192555
+    t = dstar_mnist.tail(d)
+    assert t["min"] == 0.0 and t["n_zero"] == 1
+    assert t["q1%"] == pytest.approx(0.09 * 5e-5)  # 1% of the way: 0.09 of the first gap
+    assert t["q0.1%"] == pytest.approx(0.009 * 5e-5)
+    assert t["fraction_below"] == {"0.01": 0.4, "0.001": 0.3, "0.0001": 0.2}
+    assert t["fraction_below_mean"] == {"0.5": 0.5, "0.25": 0.5, "0.1": 0.4}  # below 0.0963, 0.0481, 0.0193
+    assert t["q1%_over_median"] == pytest.approx(0.09 * 5e-5 / 0.06)
+    table = dstar_mnist.tail_table([{"tail": t}, {"tail": dstar_mnist.tail(d * 0 + 0.5)}])
+    assert table["fraction_below 0.01"] == [0.4, 0.0] and table["fraction_below_mean 0.1"] == [0.4, 0.0]
+    assert table["q1%_over_median"] == [t["q1%_over_median"], 1.0]
+
+
+def test_closest_run_and_error_positions():
+    assert dstar_mnist.closest_run([25, 10, 4, 0], [20, 22, 25, 28], 4.2) == 2
+    assert dstar_mnist.closest_run([6, 2], [20, 25], 4.0) == 0  # a tie goes to fewer epochs
+    d = np.arange(11.0)  # point i has D* i: point 10 is at place 0, point 0 at place 1
+    wrong = np.zeros(11, bool)
+    wrong[[10, 9, 0]] = True
+    out = dstar_mnist.error_positions(d, wrong)
+    assert out["n"] == 3 and sorted(out["position"]) == pytest.approx([0.0, 0.1, 1.0])
+    assert out["mean_position"] == pytest.approx(1.1 / 3) and out["share_high_half"] == pytest.approx(2 / 3)
+    assert out["binomial_p"] == pytest.approx(1.0)  # 2 of 3 against 1/2: P = (1 + 3 + 3 + 1) / 8
+    assert out["ks_p"] == pytest.approx(scipy_ks([0.0, 0.1, 1.0]))
+    assert dstar_mnist.error_positions(d, np.zeros(11, bool))["mean_position"] is None
+
+
+def scipy_ks(x):
+    import scipy.stats
+    return scipy.stats.kstest(x, "uniform").pvalue
+
+
+def test_ae_hidden_against_numpy(key):
+    from jaxmem.models import relu_output
+    params = relu_output.init(key, 20, 5)
+    x = np.random.default_rng(1).standard_normal((7, 20)).astype(np.float32)
+    wx = x @ np.asarray(params["W"]).T
+    np.testing.assert_allclose(dstar_mnist.ae_hidden(params, x, "linear"), wx, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dstar_mnist.ae_hidden(params, x, "relu"), np.maximum(wx, 0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="variant must be one of .*got 'tanh'"):
+        dstar_mnist.ae_hidden(params, x, "tanh")
+
+
+def test_presets_and_bad_values():
+    quick, full = dstar_mnist.PRESETS["quick"], dstar_mnist.PRESETS["seed-errors"]
+    assert "target_error" in quick.parts and quick.target_epochs == (25,) and quick.target_seeds == 1
+    assert full.parts == ("target_error",) and full.target_n is None and full.n_hidden == 512
+    assert full.target_error_rate == 21 / 50_000 and full.batch_size == 500
+    for bad, match in ((dict(parts=("inputs", "nope")), "parts must be distinct names"),
+                       (dict(ae_variants=("tanh",)), "ae_variants must be .*'tanh'"),
+                       (dict(target_n=0), "target_n must be a positive integer or None .*got 0"),
+                       (dict(target_error_rate=1.5), "target_error_rate must lie in .*1.5"),
+                       (dict(tail_thresholds=(0.0,)), "tail_thresholds must be .*0.0"),
+                       (dict(target_epochs=()), "target_epochs must be a non-empty")):
+        with pytest.raises(ValueError, match=match):
+            dstar_mnist.Preset(**bad)
+
+
+def test_parts_subset_runs_only_those(monkeypatch, tmp_path):
+    import dataclasses
+    monkeypatch.setitem(dstar_mnist.PRESETS, "tiny-target",
+                        dataclasses.replace(TINY, parts=("target_error",), target_n=200, target_seeds=1,
+                                            target_epochs=(2,)))
+    summary = dstar_mnist.run("tiny-target", tmp_path, progress=False)
+    assert summary["parts_done"] == ["target_error"] and summary["n_runs"] == 1
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == ["target_error.npz"]
+    sel = summary["results"]["target_error"]["selected"][0]
+    assert sel["epochs"] == 2 and summary["results"]["target_error"]["n_train"] == 200
+    with pytest.raises(ValueError, match="target_n=20000 exceeds the 10000 images"):
+        dstar_mnist.load_pool(dataclasses.replace(TINY, target_n=20_000))

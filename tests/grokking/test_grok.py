@@ -1,0 +1,350 @@
+"""Grokking suite: models, optimizer steps, outcome classes, Fourier analysis, construction."""
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxmem import construct, tasks
+from jaxmem.models import modular, parity
+from jaxmem.studies.grokking import fourier, grok, modular_addition, parity_grid
+from jaxmem.studies.grokking import lr as grokking_lr
+
+
+@pytest.mark.parametrize("p", [7, 31, 67, 113])
+def test_square_construction_is_exact_for_more_than_four_neurons(p):
+    a, b = np.divmod(np.arange(p * p), p)
+    for n in (5, 6, 8, 24):
+        logits = modular.apply(construct.modular_circle(p, n), a, b, "square")
+        assert np.all(np.asarray(jnp.argmax(logits, -1)) == (a + b) % p), (p, n)
+    # N = 4: the 4θ terms no longer cancel, and the answer is lost
+    logits = modular.apply(construct.modular_circle(p, 4), a, b, "square")
+    assert np.mean(np.asarray(jnp.argmax(logits, -1)) == (a + b) % p) < 0.5
+
+
+def test_square_construction_matches_its_closed_form():
+    p, n = 67, 7
+    a, b = np.divmod(np.arange(p * p), p)
+    w = 2 * np.pi / p
+    c = np.arange(p)
+    closed = n * np.cos((a - b) * w / 2)[:, None] ** 2 * np.cos((a + b)[:, None] * w - c[None] * w)
+    got = np.asarray(modular.apply(construct.modular_circle(p, n, np.float64), a, b, "square"))
+    np.testing.assert_allclose(got, closed, atol=1e-4)
+
+
+def test_relu_construction_is_close_but_not_always_exact():
+    cfg = dataclasses.replace(modular_addition.ModularConfig(), construct_p=(67,), construct_n=(5, 6, 8))
+    out = modular_addition.constructed(cfg)
+    assert out["square_accuracy"] == [[1.0, 1.0, 1.0]]
+    assert out["relu_accuracy"][0][0] == 1.0 and min(out["relu_accuracy"][0]) < 1.0
+
+
+def test_factored_model_equals_one_hot_formula():
+    p, d, h = 11, 5, 4
+    params = modular.init(jax.random.key(0), p, d, h, tied=False)
+    a, b = jnp.array([0, 3, 10]), jnp.array([5, 3, 1])
+    one_hot = jax.nn.one_hot
+    w_input = params["embed"] @ params["in_proj"]
+    expected = jax.nn.relu((one_hot(a, p) + one_hot(b, p)) @ w_input) @ params["out_proj"] @ params["unembed"].T
+    np.testing.assert_allclose(modular.apply(params, a, b), expected, rtol=1e-5, atol=1e-5)
+    tied = modular.init(jax.random.key(0), p, d, h)
+    assert "unembed" not in tied and modular.output_weights(tied).shape == (h, p)
+    flat = modular.init(jax.random.key(0), p, d, h, factored=False)
+    assert set(flat) == {"W_in", "W_out"} and modular.apply(flat, a, b, "square").shape == (3, p)
+
+
+def test_planted_frequency_is_recovered():
+    p, k, h = 67, 7, 6
+    rng = np.random.default_rng(0)
+    i = np.arange(p)[:, None]
+    amp, phase = rng.uniform(1, 3, h), rng.uniform(0, 2 * np.pi, h)
+    w = amp * np.cos(2 * np.pi * k * i / p + phase) + 0.01 * rng.normal(size=(p, h))
+    coef = np.asarray(fourier.coefficients(jnp.asarray(w.T, jnp.float32)))
+    np.testing.assert_allclose(coef[:, k - 1, 0], amp * np.cos(phase), atol=0.01)
+    np.testing.assert_allclose(coef[:, k - 1, 1], -amp * np.sin(phase), atol=0.01)
+    found = fourier.neuron_frequencies(w)
+    assert np.all(found["dominant"] == k) and found["key_frequencies"].tolist() == [k]
+    assert found["key_share"] > 0.99
+    # a second frequency on half the neurons becomes a second key frequency
+    w[:, :3] = np.cos(2 * np.pi * 20 * i / p)
+    assert fourier.neuron_frequencies(w)["key_frequencies"].tolist() == [k, 20]
+
+
+def test_group_logits_add_up_and_mode_loss_finds_the_mode():
+    p = 31
+    params = modular.init(jax.random.key(1), p, 8, 10)
+    a, b, labels = modular_addition.all_pairs(p)
+    h = modular.hidden(params, a, b)
+    groups = jnp.arange(10) % 3
+    parts = fourier.group_logits(h, modular.output_weights(params), groups, jnp.arange(3))
+    np.testing.assert_allclose(parts.sum(0), modular.apply(params, a, b), rtol=1e-4, atol=1e-4)
+    c = jnp.arange(p)
+    planted = 5.0 * jnp.cos(2 * jnp.pi * 4 * ((a + b)[:, None] - c[None]) / p)
+    losses = np.asarray(fourier.mode_losses(planted, labels))
+    assert np.argmin(losses) == 3 and losses[3] < 0.6 * np.delete(losses, 3).min()
+
+
+def _quadratic_step(decay, optimizer="adamw"):
+    cfg = grok.GrokConfig(steps=1, optimizer=optimizer, decay=decay)
+    hyper = grok.GrokHyper(lr=0.1, weight_decay=0.5, b1=0.9, b2=0.98)
+    w0 = jnp.array([1.5, -2.0, 0.25])
+    g = 2 * (w0 - jnp.array([1.0, 1.0, 1.0]))  # gradient of |w - 1|^2
+    opt = grok.direction(cfg, hyper)
+    step_dir, _ = opt.update(grok.with_l1(cfg, hyper, {"w": w0}, {"w": g}), opt.init({"w": w0}))
+    return np.asarray(grok.decayed(cfg, hyper, {"w": w0}, step_dir)["w"]), np.asarray(w0), np.asarray(g)
+
+
+def test_one_l2_decay_step_matches_hand_computation():
+    w1, w0, g = _quadratic_step("l2")
+    # Adam's first step: bias-corrected m / sqrt(v) = g / (|g| + eps)
+    np.testing.assert_allclose(w1, w0 - 0.1 * (g / (np.abs(g) + 1e-8) + 0.5 * w0), rtol=1e-6)
+
+
+def test_one_l1_decay_step_matches_hand_computation():
+    """L1 as the explorable's code: wd * sign(w) joins the gradient before Adam."""
+    w1, w0, g = _quadratic_step("l1")
+    g_l1 = g + 0.5 * np.sign(w0)
+    np.testing.assert_allclose(w1, w0 - 0.1 * g_l1 / (np.abs(g_l1) + 1e-8), rtol=1e-6)
+    # two steps against optax.chain(l1, adam), the source's optimiser
+    import optax
+    cfg, hyper = grok.GrokConfig(steps=2, decay="l1", n_history=1), grok.GrokHyper(0.1, 0.5, 0.9, 0.98)
+    target = jnp.array([1.0, 1.0, 1.0])
+    split = tasks.Split(jnp.zeros(1), jnp.zeros(1, jnp.int32), jnp.ones(1), jnp.zeros(1), jnp.zeros(1, jnp.int32))
+    # a "model" whose cross-entropy gradient is that of a quadratic would be contrived: compare on a linear logit
+    apply = lambda p, x: jnp.stack([jnp.zeros(()), p["w"] @ target])[None]
+    ours = grok.train(cfg, apply, hyper, {"w": jnp.asarray(w0)}, split).params["w"]
+    l1 = optax.GradientTransformation(lambda p: optax.EmptyState(),
+                                      lambda u, s, p: (jax.tree.map(lambda g_, w: g_ + 0.5 * jnp.sign(w), u, p), s))
+    opt = optax.chain(l1, optax.adam(0.1, b1=0.9, b2=0.98))
+    loss = lambda p: grok.example_losses(apply(p, None), jnp.zeros(1, jnp.int32), "ce")[0]
+    p, state = {"w": jnp.asarray(w0)}, opt.init({"w": jnp.asarray(w0)})
+    for _ in range(2):
+        updates, state = opt.update(jax.grad(loss)(p), state, p)
+        p = optax.apply_updates(p, updates)
+    np.testing.assert_allclose(ours, p["w"], rtol=1e-6)
+
+
+def test_one_sgd_momentum_step_matches_hand_computation():
+    w1, w0, g = _quadratic_step("l2", "sgd")
+    np.testing.assert_allclose(w1, w0 - 0.1 * (g + 0.5 * w0), rtol=1e-6)
+
+
+def test_losses_match_hand_computation():
+    logits = jnp.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    labels = jnp.array([0, 2])
+    ce = np.asarray(grok.example_losses(logits, labels, "ce"))
+    expected = [-np.log(np.exp(2) / (np.exp(2) + 1 + np.exp(-1))), -np.log(1 / (2 * np.exp(0.5) + 1))]
+    np.testing.assert_allclose(ce, expected, rtol=1e-6)
+    np.testing.assert_allclose(grok.example_losses(logits, labels, "mse"), [1 + 0 + 1, 0.25 + 0.25 + 1])
+    cfg = grok.GrokConfig()
+    loss, acc = grok.evaluate(cfg, logits, labels, jnp.array([1.0, 0.0]))
+    assert float(acc) == 1.0 and np.isclose(float(loss), expected[0])
+    # the explorable's -mean(onehot * log_softmax): cross-entropy / classes
+    np.testing.assert_allclose(grok.example_losses(logits, labels, "ce", class_mean=True), np.array(expected) / 3,
+                               rtol=1e-6)
+    # a recorded loss floored per example at float32's -log(1 - eps) = 2^-23 (to first order)
+    assert np.isclose(grok.FLOAT32_LOSS_FLOOR, 2.0 ** -23, rtol=1e-6)
+    sure = jnp.array([[40.0, 0.0, 0.0], [0.0, 0.0, 40.0]])  # cross-entropy about 8e-18
+    floored, _ = grok.evaluate(dataclasses.replace(cfg, loss_floor=grok.FLOAT32_LOSS_FLOOR), sure, labels)
+    assert float(grok.evaluate(cfg, sure, labels)[0]) < 1e-16 and np.isclose(float(floored), 2.0 ** -23, rtol=1e-6)
+
+
+def test_faithful_init_has_the_sources_shapes_scales_and_dtypes():
+    """haiku's VarianceScaling(2.0) embedding and TruncatedNormal(1 / sqrt(fan_in))
+    projections; embedding float32 and projections float64 as the source runs."""
+    p, d, h = 67, 500, 24
+    with jax.enable_x64(True):
+        params = modular.init(jax.random.key(0), p, d, h, precision="source")
+        assert {k: v.shape for k, v in params.items()} == {"embed": (p, d), "in_proj": (d, h), "out_proj": (h, d)}
+        assert params["embed"].dtype == jnp.float32 and params["in_proj"].dtype == jnp.float64
+        assert modular.apply(params, jnp.array([1]), jnp.array([2])).dtype == jnp.float64
+        cut = modular.TRUNCATED_STD
+        for name, std, bound in (("embed", np.sqrt(2 / p), 2 * np.sqrt(2 / p) / cut),
+                                 ("in_proj", cut / np.sqrt(d), 2 / np.sqrt(d)), ("out_proj", cut / np.sqrt(h), 2 / np.sqrt(h))):
+            w = np.asarray(params[name], np.float64)
+            assert abs(w.std() / std - 1) < 0.03 and np.abs(w).max() <= bound * (1 + 1e-6), name
+            assert abs(w.mean()) < 0.05 * std, name
+        flat = modular.init(jax.random.key(0), p, d, h, factored=False, precision="source")
+        np.testing.assert_allclose(flat["W_in"], modular.input_weights(params), rtol=1e-12)
+        np.testing.assert_allclose(flat["W_out"], modular.output_weights(params), rtol=1e-12)
+    with pytest.raises(ValueError, match="enable_x64"):
+        modular.init(jax.random.key(0), p, 8, 4, precision="float64")
+
+
+def test_faithful_loss_matches_a_float64_hand_computation():
+    p = 13
+    with jax.enable_x64(True):
+        split = tasks.modular_addition(jax.random.key(3), p)
+        params = modular.init(jax.random.key(4), p, 20, 6, precision="source")
+        a, b, y = (np.asarray(v) for v in (split.train_inputs["a"], split.train_inputs["b"], split.train_labels))
+        E, Wh, Wo = (np.asarray(params[k], np.float64) for k in ("embed", "in_proj", "out_proj"))
+        one_hot = np.eye(p)
+        logits = np.maximum((one_hot[a] @ E) @ Wh + (one_hot[b] @ E) @ Wh, 0) @ Wo @ E.T
+        logp = logits - logits.max(1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+        hand = -np.mean(one_hot[y] * logp)
+        ours = grok.example_losses(modular.apply(params, split.train_inputs["a"], split.train_inputs["b"]),
+                                   split.train_labels, "ce", class_mean=True).mean()
+        np.testing.assert_allclose(float(ours), hand, rtol=1e-12)
+
+
+@pytest.mark.parametrize("batch", [0, 1])
+def test_grid_program_equals_looped_unpadded_runs(batch):
+    """The one-program grid (vmapped, or lax.map) gives the numbers of each run trained
+    alone at its own train size, with L1 decay."""
+    cfg = parity_grid.ParityConfig(train_sizes=(30, 50), hidden_sizes=(4, 8), weight_decays=(0.0, 0.3), seeds=2,
+                                   steps=40, n_history=4, n_bits=8, n_relevant=2, n_test=64, decay="l1")
+    runs = parity_grid.grid(cfg)
+    res, _, _ = parity_grid.train_grid(cfg, runs, batch)
+    gcfg = cfg.grok_config
+    alone = jax.jit(lambda p, d, h: grok.train(gcfg, parity.apply, h, p, d))
+    for i in range(0, len(runs["seed"]), 3):
+        n, hid, wd, seed = (runs[k][i].item() for k in ("train_size", "hidden", "weight_decay", "seed"))
+        k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), seed))
+        full = tasks.sparse_parity(k_data, n, max(cfg.train_sizes), cfg.n_test, cfg.n_bits, cfg.n_relevant)
+        split = full._replace(train_inputs=full.train_inputs[:n], train_labels=full.train_labels[:n],
+                              train_weights=full.train_weights[:n])
+        out = alone(parity.init(k_init, cfg.n_bits, hid), split, grok.GrokHyper(cfg.lr, wd, cfg.b1, cfg.b2))
+        np.testing.assert_allclose(res["history"].train_loss[i], out.history.train_loss, rtol=2e-4, atol=1e-6)
+        np.testing.assert_allclose(res["history"].test_accuracy[i], out.history.test_accuracy)
+        np.testing.assert_allclose(res["relevant_share"][i], parity_grid.relevant_share(out.params["W_in"], 2),
+                                   rtol=2e-4)
+
+
+def test_outcome_classes_follow_the_documented_thresholds():
+    steps = np.arange(1, 11) * 100
+    acc = lambda first: np.where(np.arange(10) >= first, 1.0, 0.5)
+    train = np.stack([acc(1), acc(1), acc(1), np.full(10, 0.5), acc(1)])
+    test = np.stack([acc(5), acc(2), np.full(10, 0.5), np.full(10, 0.5), acc(5)])
+    loss = np.ones((5, 10))
+    loss[4, -1] = np.nan
+    h = grok.History(loss, loss * 2, train, test)
+    out = grok.outcomes(h, steps)
+    assert out["outcome"].tolist() == [0, 1, 2, 3, 4]
+    assert out["memorise_step"][0] == 200 and out["generalise_step"][0] == 600
+    assert np.isnan(out["generalise_step"][2]) and np.allclose(out["max_loss_ratio"][:4], 2.0)
+    counts = grok.outcome_counts(out["outcome"])
+    assert sum(counts.values()) == 5 and all(v == 1 for v in counts.values())
+
+
+def _pairs(inputs):
+    return set(zip(np.asarray(inputs["a"]).tolist(), np.asarray(inputs["b"]).tolist()))
+
+
+def test_modular_split_covers_all_pairs_once():
+    split = tasks.modular_addition(jax.random.key(0), 11, 0.4, symmetric=False)
+    a = np.concatenate([split.train_inputs["a"], split.test_inputs["a"]])
+    b = np.concatenate([split.train_inputs["b"], split.test_inputs["b"]])
+    assert len(split.train_labels) == 48 and sorted(a * 11 + b) == list(range(121))
+    assert np.all(np.concatenate([split.train_labels, split.test_labels]) == (a + b) % 11)
+
+
+def test_symmetric_split_has_no_mirrored_test_pair():
+    """The explorable's split: 911 of the 2,278 pairs a <= b train, and no test pair's
+    mirror is in the training set; the ordered split leaks about train_frac of them."""
+    split = tasks.modular_addition(jax.random.key(0), 67)
+    train, test = _pairs(split.train_inputs), _pairs(split.test_inputs)
+    assert len(train) == 911 and len(test) == 2278 - 911 and not train & test
+    assert all(a <= b for a, b in train | test)
+    assert not {(b, a) for a, b in test} & train
+    assert np.all(split.test_labels == (np.asarray(split.test_inputs["a"]) + np.asarray(split.test_inputs["b"])) % 67)
+    leaky = tasks.modular_addition(jax.random.key(0), 67, symmetric=False)
+    train, test = _pairs(leaky.train_inputs), _pairs(leaky.test_inputs)
+    assert 0.35 < np.mean([(b, a) in train for a, b in test]) < 0.45
+
+
+def test_loss_classes_follow_the_articles_rule_at_each_threshold():
+    """Hand-made loss curves on each side of each threshold of the figure code."""
+    steps = np.arange(1, 6) * 100
+    t, r = grok.LOSS_THRESHOLD, grok.RATIO_THRESHOLD
+    curves = {  # name: (train loss curve, test loss curve, expected class)
+        "learn nothing": ([1.0, 0.5, 0.1, 2 * t, 1.5 * t], [1.0] * 5, 3),
+        "memorise only": ([1.0, 0.1, 0.5 * t, 0.5 * t, 0.5 * t], [1.0, 1.0, 1.0, 0.5, 2 * t], 2),
+        "generalise directly": ([1.0, 0.1, 1e-6, 1e-7, 1e-7], [1.0, 0.2, 0.99 * r * 1e-6, 1e-6, 1e-6], 1),
+        "grok": ([1.0, 0.1, 1e-7, 1e-7, 1e-7], [1.0, 0.9, 1.01 * r * 1e-7, 1e-3, 0.5 * t], 0),
+    }
+    train = np.array([c[0] for c in curves.values()])
+    test = np.array([c[1] for c in curves.values()])
+    ones = np.ones_like(train)
+    out = grok.outcomes(grok.History(train, test, ones, ones), steps)
+    assert out["loss_outcome"].tolist() == [c[2] for c in curves.values()]
+    np.testing.assert_allclose(out["min_train_loss"], train.min(1))
+    # the thresholds are settings
+    loose = grok.outcomes(grok.History(train, test, ones, ones), steps, loss_threshold=3 * t, ratio_threshold=2 * r)
+    assert loose["loss_outcome"].tolist() == [2, 0, 1, 1]  # memorise-only train loss now counts; its ratio is 2e5
+
+
+def test_plateau_is_the_longest_memorised_stretch_below_half_test_accuracy():
+    steps = np.arange(1, 11) * 250
+    train = np.array([[0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1]], float)
+    test = np.array([[0.0, 0.1, 0.2, 0.6, 0.1, 0.1, 0.1, 0.1, 0.3, 1.0]])
+    out = grok.outcomes(grok.History(train, train, train, test), steps)
+    assert out["plateau_steps"].tolist() == [5 * 250]  # points 4-8
+    assert [v.tolist() for v in grok.longest_run(np.array([[0, 1, 1, 0, 1, 1, 1]]))] == [[4], [3]]
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: tasks.modular_addition(jax.random.key(0), 11, 1.5), "train_frac"),
+    (lambda: tasks.modular_addition(jax.random.key(0), 1, 0.4), "p must"),
+    (lambda: tasks.sparse_parity(jax.random.key(0), 10, -5), "n_train_max"),
+    (lambda: tasks.sparse_parity(jax.random.key(0), 10, 20, n_bits=3, n_relevant=4), "n_relevant"),
+    (lambda: grok.GrokConfig(optimizer="lion"), "optimizer"),
+    (lambda: grok.GrokConfig(decay="l3"), "decay"),
+    (lambda: grok.GrokConfig(steps=-1), "steps"),
+    (lambda: parity_grid.ParityConfig(hidden_sizes=(16, -2)), "hidden_sizes"),
+    (lambda: modular_addition.ModularConfig(activation="gelu"), "activation"),
+    (lambda: modular_addition.ModularConfig(precision="float16"), "precision"),
+    (lambda: modular_addition.ModularConfig(variants=("tied",)), "variants"),
+])
+def test_bad_input_names_the_value(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_experiments_end_to_end(tmp_path, monkeypatch):
+    """Tiny presets of the three experiments: files written, counts add up, resume reuses."""
+    monkeypatch.setitem(parity_grid.PRESETS, "quick", parity_grid.ParityConfig(
+        train_sizes=(40, 60), hidden_sizes=(4, 8), weight_decays=(0.0, 1.0), seeds=2, steps=60, n_history=6,
+        n_bits=8, n_relevant=2, n_test=64))
+    summary = parity_grid.run("quick", tmp_path / "pg", progress=False)
+    assert summary["n_runs"] == 16 and sum(summary["results"]["outcomes"].values()) == 16
+    assert len(summary["results"]["runs"]) == 16 and "min_test_loss" in summary["results"]["runs"][0]
+    assert {"outcome_maps.png", "outcome_maps_accuracy.png", "outcome_examples.png", "runs.npz"} <= {
+        f.name for f in (tmp_path / "pg").iterdir()}
+    assert sum(summary["results"]["outcomes_by"]["weight_decay"]["1.0"].values()) == 8
+
+    small = modular_addition.ModularConfig(p=11, n_embed=6, n_hidden=8, seeds=2, steps=60, n_history=6,
+                                           construct_p=(11,), construct_n=(4, 5))
+    monkeypatch.setitem(modular_addition.PRESETS, "quick", small)
+    summary = modular_addition.run("quick", tmp_path / "ma", progress=False)
+    assert summary["results"]["constructed"]["square_accuracy"] == [[pytest.approx(summary["results"]["constructed"]
+                                                                                   ["square_accuracy"][0][0]), 1.0]]
+    assert sum(summary["results"]["factored"]["outcomes"].values()) == 2
+    assert len(list((tmp_path / "ma").glob("*.png"))) == 9
+    run0 = summary["results"]["factored"]["runs"][0]
+    assert {"memorise_step", "generalise_step", "key_frequencies", "neurons_per_key_frequency", "plateau_steps"} <= set(run0)
+    again = modular_addition.run("quick", tmp_path / "ma", resume=True, progress=False)
+    assert again["results"]["factored"] == json.loads(json.dumps(summary["results"]["factored"]))
+
+    G = grokking_lr.LrGrid
+    monkeypatch.setitem(grokking_lr.PRESETS, "quick", grokking_lr.GrokLrConfig(
+        model=dataclasses.replace(small, seeds=1, precision="float32"),
+        grids=(G("adam", (1e-3, 1e-2), weight_decays=(0.0, 1.0)), G("sgd13", (0.1,), optimizer="sgd", p=13),
+               G("scale", (1e-2,), loss="mse", weight_decays=(0.0,), init_scales=(0.3, 1.0)))))
+    summary = grokking_lr.run("quick", tmp_path / "glr", progress=False)
+    assert summary["n_runs"] == 4 + 1 + 2 and (tmp_path / "glr" / "lr_phase.png").exists()
+    assert summary["results"]["sgd13"]["p"] == 13 and len(summary["results"]["scale"]["cells"]) == 2
+
+
+def test_resume_after_a_kill_reuses_arrays_and_refuses_another_config(tmp_path):
+    from jaxmem import results
+
+    config = {"steps": 10, "lr": [0.1]}
+    assert results.resume_arrays(tmp_path, config, resume=True) == {}
+    results.save_arrays(tmp_path / "runs.npz", {"a": np.arange(3)})  # killed before summary.json
+    assert results.resume_arrays(tmp_path, config, resume=True)["a"].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="another config"):
+        results.resume_arrays(tmp_path, {"steps": 11, "lr": [0.1]}, resume=True)
+    assert results.resume_arrays(tmp_path, {"steps": 11}, resume=False) == {}
