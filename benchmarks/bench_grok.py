@@ -1,11 +1,11 @@
-"""Parity grid: models per second as one program vs a loop of single models.
+"""Parity grid: models per second as one grid vs a loop of single models.
 
-One program: ``parity_grid.train_grid`` (train sets padded; runs of one hidden size
-mapped together: vmapped on an accelerator, ``lax.map`` on CPU).
-Loop: each model jitted alone at its own train size and hidden size, the way a
+Grid: ``parity_grid.train_grid`` (``run_grid`` per hidden size, train sets padded to
+the largest; runs mapped together: vmapped on an accelerator, ``lax.map`` on CPU).
+Loop: each model alone on ``run_grid`` at its own train size and hidden size, the way a
 one-model-per-notebook user runs it (one compile per shape, reused across seeds and
 weight decays). Training time only: compiles are timed apart. Median of ``--repeats``
-after a warm-up for the program; every model of the loop runs once after its shape's
+after a warm-up for the grid; every model of the loop runs once after its shape's
 compile.
 
     python benchmarks/bench_grok.py --quick --json bench_grok.json
@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
-import time
 
-import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxmem import results, tasks
-from jaxmem.models import parity
+from jaxmem import results
 from jaxmem.studies.grokking import grok, parity_grid
 
 
@@ -39,22 +37,17 @@ def time_program(cfg: parity_grid.ParityConfig, repeats: int, batch: int | None)
 
 
 def time_loop(cfg: parity_grid.ParityConfig) -> dict:
-    runs, gcfg, compiled, compile_s, train_s = parity_grid.grid(cfg), cfg.grok_config, {}, 0.0, 0.0
+    runs, gcfg, shapes, compile_s, train_s = parity_grid.grid(cfg), cfg.grok_config, set(), 0.0, 0.0
+    seeds = tuple(range(cfg.seeds))
+    train, test = parity_grid.seed_data(cfg, seeds)
     for i in range(len(runs["seed"])):
         n, hid, wd, seed = (runs[k][i].item() for k in ("train_size", "hidden", "weight_decay", "seed"))
-        k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), seed))
-        split = tasks.sparse_parity(k_data, n, n, cfg.n_test, cfg.n_bits, cfg.n_relevant)
-        params = parity.init(k_init, cfg.n_bits, hid, cfg.init_scale)
-        hyper = grok.GrokHyper(np.float32(cfg.lr), np.float32(wd), np.float32(cfg.b1), np.float32(cfg.b2))
-        if (n, hid) not in compiled:
-            t0 = time.perf_counter()
-            compiled[n, hid] = jax.jit(lambda h, p, d: grok.train(gcfg, parity.apply, h, p, d)).lower(
-                hyper, params, split).compile()
-            compile_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled[n, hid](hyper, params, split))
-        train_s += time.perf_counter() - t0
-    return {"train_seconds": train_s, "compile_seconds": compile_s, "compiles": len(compiled)}
+        res = grok.fit(gcfg, parity_grid.grid_model(cfg, hid, seeds), train, test,
+                       {"n_train": [n], "lr": [cfg.lr], "weight_decay": [wd], grok.RUN_SEED: [seed]},
+                       hp_dtype=jnp.float32, b1=cfg.b1, b2=cfg.b2, progress=False)
+        shapes.add((n, hid))
+        compile_s, train_s = compile_s + res.compile_seconds, train_s + res.train_seconds
+    return {"train_seconds": train_s, "compile_seconds": compile_s, "compiles": len(shapes)}
 
 
 def paper_estimate(steps: int) -> dict:
@@ -106,7 +99,7 @@ def main() -> None:
            "vs_loop_with_compile": (loop["train_seconds"] + loop["compile_seconds"])
            / (program["train_seconds"] + program["compile_seconds"]), **results.environment()}
     print(f"{n_models} models x {cfg.steps} steps on {out['backend']} ({out['cpu']}): "
-          f"program {program['train_seconds']:.2f} s ({out['program_models_per_second']:.2f} models/s, "
+          f"grid {program['train_seconds']:.2f} s ({out['program_models_per_second']:.2f} models/s, "
           f"compile {program['compile_seconds']:.1f} s), loop {loop['train_seconds']:.2f} s "
           f"({out['loop_models_per_second']:.2f} models/s, {loop['compiles']} compiles, "
           f"{loop['compile_seconds']:.1f} s); vs_loop {out['vs_loop']:.2f} (with compile {out['vs_loop_with_compile']:.2f})")

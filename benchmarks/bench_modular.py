@@ -1,11 +1,11 @@
 """The explorable's modular-addition model: training steps per second per model.
 
-One model alone; ``--seeds`` models in one program, vmapped or mapped one at a time
-(``lax.map``, the CPU default); and two programs of half the seeds dispatched together
-(do they run in parallel on the CPU's cores?). In the source's
-precision (embedding float32, the rest float64) and in float32. Training time only:
-compiles are timed apart; median of ``--repeats`` after a warm-up. The explorable
-reports about 1,000 steps/s for one model on a V100.
+One model alone; ``--seeds`` models in one ``run_grid`` (``modular_addition.train_seeds``),
+vmapped or mapped one at a time (``lax.map``, the CPU default); and two grids of half
+the seeds run together from two threads (do they run in parallel on the CPU's cores?).
+In the source's precision (embedding float32, the rest float64) and in float32.
+Training time only: compiles are timed apart; median of ``--repeats`` after a warm-up.
+The explorable reports about 1,000 steps/s for one model on a V100.
 
     python benchmarks/bench_modular.py --steps 2000 --json bench_modular.json
 """
@@ -15,43 +15,42 @@ import argparse
 import dataclasses
 import statistics
 import time
-
-import jax
+from concurrent.futures import ThreadPoolExecutor
 
 from jaxmem import results
 from jaxmem.studies.grokking import modular_addition
 
 
-def timed(programs, repeats: int) -> tuple[float, float]:
-    """(median s from dispatch to the last result, compile s) of ``programs``, a list of
-    (fn, args) dispatched together; the first dispatch is the warm-up."""
-    compiled, compile_s = [], 0.0
-    for fn, args in programs:
-        t0 = time.perf_counter()
-        compiled.append((jax.jit(fn).lower(*args).compile(), args))
-        compile_s += time.perf_counter() - t0
-    seconds = []
-    for _ in range(repeats + 1):
-        t0 = time.perf_counter()
-        jax.block_until_ready([program(*args) for program, args in compiled])
-        seconds.append(time.perf_counter() - t0)
+def timed(jobs, repeats: int) -> tuple[float, float]:
+    """(median s from the start to the last result, compile s) of ``jobs``, a list of
+    ``train_seeds`` keyword arguments run together (one thread each); the first round
+    compiles and warms up (later rounds reuse its programs)."""
+    def one(kwargs):
+        return modular_addition.train_seeds(**kwargs, progress=False)
+
+    seconds, compile_s = [], 0.0
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            outs = list(pool.map(one, jobs))
+            seconds.append(time.perf_counter() - t0)
+            if i == 0:
+                compile_s = sum(out[1] for out in outs)
     return statistics.median(seconds[1:]), compile_s
 
 
 def measure(cfg: modular_addition.ModularConfig, seeds: int, repeats: int) -> dict:
-    def program(n_seeds, batch, first=0):
-        fn, seed_ids, hyper = modular_addition.seeds_program(dataclasses.replace(cfg, seeds=n_seeds), "factored",
-                                                             batch=batch)
-        return fn, (seed_ids + first, hyper)
+    def job(n_seeds, batch, first=0):
+        return {"cfg": cfg, "variant": "factored", "seeds": range(first, first + n_seeds), "runs_batch": batch}
 
     half = seeds // 2
-    cases = {"single": ([program(1, 1)], 1), f"lax.map of {seeds}": ([program(seeds, 1)], seeds),
-             f"vmap of {seeds}": ([program(seeds, 0)], seeds),
-             f"two programs of {half}": ([program(half, 1), program(half, 1, half)], 2 * half)}
+    cases = {"single": ([job(1, 1)], 1), f"lax.map of {seeds}": ([job(seeds, 1)], seeds),
+             f"vmap of {seeds}": ([job(seeds, seeds)], seeds),
+             f"two grids of {half}": ([job(half, 1), job(half, 1, half)], 2 * half)}
     out = {}
     with cfg.precision_context():
-        for name, (programs, n_models) in cases.items():
-            seconds, compile_s = timed(programs, repeats)
+        for name, (jobs, n_models) in cases.items():
+            seconds, compile_s = timed(jobs, repeats)
             out[name] = {"seconds": seconds, "compile_seconds": compile_s, "models": n_models,
                          "steps_per_second_per_model": cfg.steps / seconds,
                          "model_steps_per_second": n_models * cfg.steps / seconds}

@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxmem import data, results, train
+from jaxmem import results, train
 from jaxmem.studies.smdd import smdd
-from jaxmem.sweep import _keys, dataset_key, run_sweep
+from jaxmem.sweep import init_key, run_sweep, training_set
 
 
 def notebook_train(cfg, key, x):
@@ -51,7 +51,6 @@ def notebook_train(cfg, key, x):
 
 def time_loop(cfg, sweep, kind: str, repeats: int):
     """Each run its own jitted call; one compile per distinct T."""
-    data_root, init_root, _ = _keys(sweep)
     if kind == "notebook":
         single = jax.jit(lambda key, x: notebook_train(cfg, key, x))
     else:
@@ -59,8 +58,8 @@ def time_loop(cfg, sweep, kind: str, repeats: int):
     compile_s, runs = 0.0, []
     for T in sweep.T:
         for s in range(sweep.data_seeds):
-            x = data.sparse_features(dataset_key(data_root, T, s), T, cfg.n_features, sweep.sparsity)
-            key = jax.random.fold_in(dataset_key(init_root, T, s), 0)
+            x = training_set(sweep, cfg.n_features, T, s)
+            key = init_key(sweep, 0)
             t0 = time.perf_counter()
             compiled = single.lower(key, x).compile()
             compile_s += time.perf_counter() - t0

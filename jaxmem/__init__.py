@@ -1,13 +1,32 @@
 """jaxmem: train whole sweeps of small networks as one JAX program.
 
-Modules: ``data`` (sparse-feature datasets), ``models`` (pure model functions),
-``train`` (one run, vmappable), ``sweep`` (a whole SMDD sweep, split over every
-device), ``devices`` (the run mesh), ``cache`` (the persistent compilation cache),
-``metrics``, ``dstar`` (maximal data dimensionality), ``stats`` (rank correlation),
-``experiments`` (what ``jaxmem reproduce`` runs).
-"""
-from jaxmem import cache, data, devices, dstar, metrics, models, stats, sweep, train
-from jaxmem.cache import enable_compilation_cache
+The core: ``run_grid`` (any model over a named grid of seeds, dataset sizes and
+hyperparameters; ``jaxmem.train``), ``load`` (a saved run as an ``xarray.Dataset``),
+``data`` (sparse-feature datasets), ``tasks`` (modular addition, parity), ``mnist``,
+``models`` (pure model functions), ``sweep`` (the SMDD sweep on ``run_grid``),
+``devices`` (the run mesh), ``cache`` (the persistent compilation cache), ``metrics``,
+``dstar`` (maximal data dimensionality), ``stats`` (rank correlation), ``results``
+(run folders). ``jaxmem.studies`` holds one folder per study (smdd, dstar, grokking,
+identity): its experiments (what ``jaxmem reproduce NAME`` runs), analysis and figures.
 
-__all__ = ["cache", "data", "devices", "dstar", "enable_compilation_cache", "metrics", "models", "stats",
-           "sweep", "train"]
+Names load on first use, so that ``jaxmem``'s command line can set up JAX's devices
+before JAX starts.
+"""
+import importlib
+
+__version__ = "0.1.0"  # as pyproject.toml
+
+_MODULES = ("cache", "data", "devices", "dstar", "metrics", "models", "results", "stats", "studies", "sweep",
+            "tasks", "mnist", "train")
+_NAMES = {"run_grid": "jaxmem.train", "GridResult": "jaxmem.train", "load": "jaxmem.results",
+          "enable_compilation_cache": "jaxmem.cache"}
+
+__all__ = ["__version__", *_MODULES, *_NAMES]
+
+
+def __getattr__(name):
+    if name in _MODULES:
+        return importlib.import_module(f"jaxmem.{name}")
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'jaxmem' has no attribute {name!r}")

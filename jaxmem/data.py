@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmem.validate import in_range, positive_int
+
 
 class SparseRows(NamedTuple):
     """Rows of a ``[..., T, n]`` matrix as ``k`` (index, value) pairs per row.
@@ -28,12 +30,9 @@ class SparseRows(NamedTuple):
 
 def check_sizes(n_samples: int, n_features: int, sparsity: float) -> None:
     """Raise a ``ValueError`` naming the bad value."""
-    if int(n_samples) != n_samples or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if int(n_features) != n_features or n_features < 1:
-        raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
-    if not (0.0 <= float(sparsity) < 1.0):
-        raise ValueError(f"sparsity must lie in [0, 1), got {sparsity!r}")
+    positive_int("n_samples", n_samples)
+    positive_int("n_features", n_features)
+    in_range("sparsity", sparsity, 0.0, 1.0)
 
 
 def max_nonzeros(n_features: int, sparsity: float) -> int:
@@ -112,25 +111,25 @@ def to_dense(rows: SparseRows, n_features: int) -> jax.Array:
 
 
 def repeat_points(x, n_points: int, repeats: int):
-    """Replace the last ``(repeats - 1) * n_points`` rows by copies of the first ``n_points``.
+    """Replace rows ``n_points .. repeats * n_points - 1`` by copies of the first ``n_points``.
 
-    Each of the first ``n_points`` rows then appears ``repeats`` times among the same
-    number of rows (Jermyn's repeated-datapoint comment in SMDD). Works on dense arrays
-    ``[T, n]`` and on ``SparseRows``.
+    Each of the first ``n_points`` rows then appears ``repeats`` times among the first
+    ``repeats * n_points`` rows, so in every set of ``T >= repeats * n_points`` rows
+    (Jermyn's repeated-datapoint comment in SMDD), and the sets of one seed still nest.
+    Works on dense arrays ``[T, n]`` and on ``SparseRows``.
     """
     first = jax.tree.leaves(x)[0]
     T = first.shape[-2]
     if n_points < 0 or repeats < 1 or n_points * repeats > T:
         raise ValueError(f"cannot repeat {n_points} points {repeats} times in {T} rows")
-    copies = (repeats - 1) * n_points
-    if copies == 0:
+    if (repeats - 1) * n_points == 0:
         return x
-    src = np.concatenate([np.arange(T - copies), np.tile(np.arange(n_points), repeats - 1)])
+    src = np.arange(T)
+    src[: n_points * repeats] %= n_points
     return jax.tree.map(lambda a: a[..., src, :], x)
 
 
 def identity(n_features: int) -> jax.Array:
     """The one-hot dataset ``X = I_n`` of the optimisation-failure post (SPEC §4)."""
-    if int(n_features) != n_features or n_features < 1:
-        raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+    positive_int("n_features", n_features)
     return jnp.eye(int(n_features), dtype=jnp.float32)

@@ -35,10 +35,3 @@ def n_learned(dims, threshold: float = LEARNED_THRESHOLD):
 def weight_norm(params):
     """``||W||_F``, ``[...]``."""
     return jnp.sqrt(jnp.sum(params["W"] ** 2, axis=(-2, -1)))
-
-
-def bias_norm(params):
-    """``||b||_2``, ``[...]`` (0 for a model without bias)."""
-    if "b" not in params:
-        return jnp.zeros(params["W"].shape[:-2])
-    return jnp.sqrt(jnp.sum(params["b"] ** 2, axis=-1))

@@ -96,31 +96,30 @@ def _field_names(obj) -> set[str]:
     return {f.name for f in dataclasses.fields(obj)}
 
 
-def _override_one(obj, assignments: dict[str, str]):
+def _override_one(obj, assignments: dict[str, str], prefix: str = ""):
     changes, nested = {}, {}
     for key, text in assignments.items():
         head, dot, rest = key.partition(".")
         if head not in _field_names(obj):
-            raise ValueError(f"unknown field {key!r} for --set; known: {', '.join(known_fields(obj))}")
+            raise ValueError(f"unknown field {prefix + key!r} for --set; known: "
+                             f"{', '.join(prefix + k for k in known_fields(obj))}")
         current = getattr(obj, head)
         if dot:
             if not dataclasses.is_dataclass(current):
-                raise ValueError(f"--set {key}: {head} is not a config with fields")
+                raise ValueError(f"--set {prefix + key}: {prefix + head} is not a config with fields")
             nested.setdefault(head, {})[rest] = text
         elif dataclasses.is_dataclass(current):
-            raise ValueError(f"--set {key}: {head} is a config; set its fields as {head}.FIELD "
-                             f"(known: {', '.join(known_fields(current))})")
+            raise ValueError(f"--set {prefix + key}: {prefix + head} is a config; set its fields as "
+                             f"{prefix + head}.FIELD (known: {', '.join(known_fields(current))})")
         else:
-            changes[head] = _parse(key, text, current, _hints(type(obj)).get(head))
+            changes[head] = _parse(prefix + key, text, current, _hints(type(obj)).get(head))
     for head, sub in nested.items():
-        try:
-            changes[head] = _override_one(getattr(obj, head), sub)
-        except ValueError as err:
-            raise ValueError(str(err).replace("--set ", f"--set {head}.", 1)) from None
+        changes[head] = _override_one(getattr(obj, head), sub, prefix=f"{prefix}{head}.")
     try:
         return dataclasses.replace(obj, **changes)
     except (ValueError, TypeError) as err:
-        given = ", ".join(f"{k}={v}" for k, v in assignments.items())
+        given = ", ".join(f"{prefix}{k}={v}" for k, v in assignments.items() if "." not in k) or \
+            ", ".join(f"{prefix}{k}={v}" for k, v in assignments.items())
         raise ValueError(f"--set {given}: {err}") from None
 
 

@@ -1,39 +1,36 @@
-"""A whole SMDD sweep (dataset sizes x hyperparameters x seeds) as a few compiled programs.
+"""A whole SMDD sweep (dataset sizes x hyperparameters x seeds) on ``run_grid``.
 
-Sizes are grouped into padded buckets (``buckets.plan_buckets``); each bucket is one
-program that makes its data, trains every run and evaluates it. A bucket's runs are
-split over every device (``jaxmem.devices``: a 1-D mesh and ``jax.shard_map``, across
-processes after ``jax.distributed.initialize()``); on each device they go through
-``lax.map(..., batch_size=B)``: ``B`` runs are vmapped together, batches run in turn. On
-GPU ``B`` is as large as memory allows; on CPU only small runs are vmapped, because
-XLA:CPU lowers batched thin matmuls poorly (see benchmarks/RESULTS.md). Programs are
-compiled once per process and shape (``compile_bucket``), and once per machine with
-``jaxmem.enable_compilation_cache()``.
+The model is ``relu_output`` (its per-example loss, dense or sparse, fused or not); each
+data seed's training sets are made in the program, sizes grouped into padded buckets,
+runs split over every device, trained in chunks with checkpoints: all of that is
+``jaxmem.train.run_grid``'s. This module adds SMDD's data (``data.sparse_rows``, the
+infinite-data batches ``fresh_batch``, repeated points), the test set and the per-run
+geometry (hidden vectors, dimensionalities), and keeps per cell the best init seed.
+On CPU only small runs are vmapped together, because XLA:CPU lowers batched thin
+matmuls poorly (see benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import itertools
 import math
 import os
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
 
-from jaxmem import data, devices, metrics, results
-from jaxmem.buckets import Bucket, pad_ratio, plan_buckets
-from jaxmem.devices import SPLIT, WHOLE
+from jaxmem import data, devices, metrics
+from jaxmem.buckets import pad_ratio, plan_buckets
 from jaxmem.models import relu_output
 from jaxmem.progress import Progress
-from jaxmem.train import Hyper, TrainConfig, advance, finish, init_state
+from jaxmem.train import TrainConfig, run_grid
+from jaxmem.train.grid import FRESH_STREAM
+from jaxmem.train.grid import init_key as grid_init_key
+from jaxmem.train.relu import example_loss_fn
+from jaxmem.validate import finite_values, in_range, positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +38,8 @@ class Sweep:
     """What an SMDD sweep varies. Results come back on the grid
     ``[len(T), len(lr), len(weight_decay), len(init_scale), data_seeds]``,
     keeping per cell the init seed of lowest final train loss (a common practice in
-    replications; the paper's text does not say it did this).
+    replications; the paper's text does not say it did this). The training sets of one
+    data seed nest: the set of size T is the first T rows of the larger ones.
 
     ``fresh=True`` is the infinite-data setting: each T is then a batch size, and every
     step draws a new batch of T samples (``fresh_batch``, from the data seed's key and
@@ -60,30 +58,25 @@ class Sweep:
     n_test: int = 10_000
     seed: int = 0
     max_pad_ratio: float = 1.3
-    repeat: tuple[int, int] = (0, 1)  # (points, R): the first points appear R times in each set
+    repeat: tuple[int, int] = (0, 1)  # (points, R): the first points appear R times in each set (data.repeat_points)
     fresh: bool = False  # infinite data: a new batch of T samples every step
 
     def __post_init__(self):
         if not self.T:
             raise ValueError("T must list at least one dataset size")
         for T in self.T:
-            if int(T) != T or T < 1:
-                raise ValueError(f"dataset size T must be a positive integer, got {T!r}")
+            positive_int("dataset size T", T)
         points, R = self.repeat
         if points < 0 or R < 1 or any(points * R > T for T in self.T):
             raise ValueError(f"repeat={self.repeat!r}: cannot repeat {points} points {R} times "
                              f"in a set of T = {min(self.T)}")
         if self.fresh and points * (R - 1) > 0:
             raise ValueError(f"repeat={self.repeat!r} needs a fixed training set; it cannot go with fresh=True")
-        if not 0.0 <= self.sparsity < 1.0:
-            raise ValueError(f"sparsity must lie in [0, 1), got {self.sparsity!r}")
+        in_range("sparsity", self.sparsity, 0.0, 1.0)
         for name in ("data_seeds", "init_seeds", "n_test"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+            positive_int(name, getattr(self, name))
         for name in ("lr", "weight_decay", "init_scale"):
-            values = getattr(self, name)
-            if not values or any(v < 0 or not math.isfinite(v) for v in values):
-                raise ValueError(f"{name} must be a non-empty list of finite values >= 0, got {values!r}")
+            finite_values(name, getattr(self, name))
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -92,15 +85,6 @@ class Sweep:
     @property
     def grid_axes(self) -> tuple[str, ...]:
         return ("T", "lr", "weight_decay", "init_scale", "data_seed")
-
-
-class RunSpec(NamedTuple):
-    """One run of a bucket, as traced values."""
-
-    n_rows: jax.Array  # T
-    data_index: jax.Array  # which of the bucket's datasets
-    init_key: jax.Array  # raw key data (``jax.random.key_data``), so that numpy can carry it
-    hyper: Hyper
 
 
 class SweepResult(NamedTuple):
@@ -114,19 +98,31 @@ class SweepResult(NamedTuple):
     devices: int  # devices the runs were split over (all processes')
 
 
-def _keys(sweep: Sweep):
-    root = jax.random.key(sweep.seed)
-    return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
+#: the sweep's grid axes for ``run_grid``; ``n_train`` is SMDD's T
+GRID_AXES = ("n_train", "lr", "weight_decay", "init_scale", "data_seed", "seed")
+#: ``fold_in`` stream of the root key that the test set is drawn from (``run_grid`` uses 0-2)
+_TEST = 3
 
 
-def dataset_key(data_root, T: int, data_seed: int):
-    """The key of the training set of size ``T`` and seed ``data_seed``."""
-    return jax.random.fold_in(jax.random.fold_in(data_root, T), data_seed)
+def data_key(sweep: Sweep, data_seed: int):
+    """The key of data seed ``data_seed``'s training sets (``run_grid``'s)."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(sweep.seed), 1), data_seed)
 
 
-#: ``fold_in`` tag of the fresh batches' keys: no training set has this many rows, so
-#: no row key of a set (``fold_in(key, row)``) is also a batch stream's key.
-FRESH_STREAM = 2**31 - 1
+def init_key(sweep: Sweep, init_seed: int):
+    """The init key of init seed ``init_seed``, the same for every cell."""
+    return grid_init_key(sweep.seed, init_seed)
+
+
+def holdout_key(sweep: Sweep):
+    return jax.random.fold_in(jax.random.key(sweep.seed), _TEST)
+
+
+def training_set(sweep: Sweep, n_features: int, T: int, data_seed: int):
+    """Dense ``[T, n]``: the training set of size ``T`` and seed ``data_seed``."""
+    points, R = sweep.repeat
+    x = data.sparse_features(data_key(sweep, data_seed), T, n_features, sweep.sparsity)
+    return data.repeat_points(x, points, R)
 
 
 def step_key(key, step):
@@ -135,8 +131,13 @@ def step_key(key, step):
 
 
 def fresh_batch(key, step, rows: int, n_features: int, sparsity: float, k: int | None = None):
-    """Dense ``[rows, n_features]``: the batch a ``fresh`` run trains on at ``step``, from
-    ``step_key``: each feature non-zero with probability ``1 - sparsity``, uniform on
+    """Dense ``[rows, n_features]``: the batch a ``fresh`` run trains on at ``step``:
+    ``fresh_rows(step_key(key, step), ...)``."""
+    return fresh_rows(step_key(key, step), rows, n_features, sparsity, k)
+
+
+def fresh_rows(key, rows: int, n_features: int, sparsity: float, k: int | None = None):
+    """Dense ``[rows, n_features]`` drawn from ``key``: each feature non-zero with probability ``1 - sparsity``, uniform on
     [0, 1), each row rescaled to unit norm, as ``data.sparse_features``.
 
     Drawn sparsely, about 20x fewer random numbers than one per feature (at S = 0.99): a
@@ -148,7 +149,7 @@ def fresh_batch(key, step, rows: int, n_features: int, sparsity: float, k: int |
     rows, n, p = int(rows), int(n_features), 1.0 - float(sparsity)
     data.check_sizes(rows, n, sparsity)
     k = data.max_nonzeros(n, sparsity) if k is None else int(k)
-    key_gap, key_value = jax.random.split(step_key(key, step))
+    key_gap, key_value = jax.random.split(key)
     if p >= 1.0:  # no zeros: every feature
         position = jnp.broadcast_to(jnp.arange(n), (rows, n))
         value = jax.random.uniform(key_value, (rows, n))
@@ -195,144 +196,6 @@ def _device_memory() -> float:
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-def _bucket_runs(sweep: Sweep, bucket: Bucket, init_root):
-    """Runs of a bucket in grid order, with their grid index and dataset pairs."""
-    pairs = [(T, s) for T in bucket.sizes for s in range(sweep.data_seeds)]
-    specs, cells = [], []
-    for (iT, T) in enumerate(sweep.T):
-        if T not in bucket.sizes:
-            continue
-        grid = itertools.product(enumerate(sweep.lr), enumerate(sweep.weight_decay),
-                                 enumerate(sweep.init_scale), range(sweep.data_seeds),
-                                 range(sweep.init_seeds))
-        for (il, lr), (iw, wd), (ii, sc), s, k in grid:
-            key = jax.random.fold_in(dataset_key(init_root, T, s), il * 1_000_003 + iw * 1009 + ii * 17 + k)
-            specs.append((T, pairs.index((T, s)), key, (lr, wd, sc)))
-            cells.append((iT, il, iw, ii, s, k))
-    n_rows = np.array([s[0] for s in specs], np.int32)
-    data_index = np.array([s[1] for s in specs], np.int32)
-    keys = np.asarray(jax.random.key_data(jnp.stack([s[2] for s in specs])))
-    hyper = Hyper(*(np.array([s[3][i] for s in specs], np.float32) for i in range(3)))
-    return RunSpec(n_rows, data_index, keys, hyper), cells, pairs
-
-
-@dataclasses.dataclass(frozen=True)
-class BucketShape:
-    """Everything a bucket's compiled programs depend on: buckets (and sweeps) with
-    equal shapes share them."""
-
-    cfg: TrainConfig
-    sparsity: float
-    repeat: tuple[int, int]
-    fresh: bool
-    rows: int  # padded T of the bucket
-    k: int  # non-zeros per row of the sparse form
-    dense: bool
-    batch: int  # runs vmapped together on each device
-    chunk_records: int  # history records per training call
-    runs: RunSpec  # shapes of the runs, padded to a multiple of the device count
-    dataset_inputs: tuple  # shapes of the datasets' (key data, sizes)
-    test: object  # shapes of the test set
-    mesh: Mesh
-
-
-class BucketPrograms(NamedTuple):
-    """A bucket's compiled programs: datasets whole on every device, runs sharded."""
-
-    make_sets: Callable  # (key data, sizes) -> the bucket's training sets, and their keys
-    start: Callable  # (runs) -> states: (TrainState, steps done)
-    step_chunk: Callable  # (states, runs, sets) -> (states, losses [runs, chunk_records]); donates states
-    evaluate: Callable  # (states, histories, runs, sets, test) -> dict of per-run results
-
-
-@functools.lru_cache(maxsize=32)
-def compile_bucket(shape: BucketShape) -> BucketPrograms:
-    """Compile a bucket's programs ahead of time, once per process for each shape."""
-    cfg, T_pad, mesh = shape.cfg, shape.rows, shape.mesh
-
-    def one_dataset(key_data, n_rows):
-        key = jax.random.wrap_key_data(key_data)
-        rows, _ = data._sparse_chunks(key, 1, T_pad, cfg.n_features, shape.sparsity, True, shape.k)
-        rows = jax.tree.map(lambda a: a[0], rows)
-        points, R = shape.repeat
-        if points * (R - 1) > 0:  # as data.repeat_points, on the first n_rows rows
-            first_copy = n_rows - points * (R - 1)
-            row = jnp.arange(T_pad)
-            copy = (row >= first_copy) & (row < n_rows)
-            rows = jax.tree.map(lambda a: a[jnp.where(copy, (row - first_copy) % points, row)], rows)
-        return (data.to_dense(rows, cfg.n_features) if shape.dense else rows), key_data
-
-    def run_data(spec, sets):
-        x = jax.tree.map(lambda a: a[spec.data_index], sets[0])
-        return x, (jnp.arange(T_pad) < spec.n_rows).astype(jnp.float32)
-
-    def fresh_data(spec, sets):
-        """The run's fresh batch at each step (None for a fixed training set)."""
-        if not shape.fresh:
-            return None
-        key = jax.random.wrap_key_data(sets[1][spec.data_index])
-
-        def at(step):
-            x = fresh_batch(key, step, T_pad, cfg.n_features, shape.sparsity, shape.k)
-            return x if shape.dense else data._compress(x, shape.k)[0]
-
-        return at
-
-    def start(specs):
-        return jax.vmap(lambda s: (init_state(cfg, s.hyper, jax.random.wrap_key_data(s.init_key)),
-                                   jnp.zeros((), jnp.int32)))(specs)
-
-    def step_chunk(states, specs, sets):
-        def one(args):
-            (state, done), spec = args
-            x, w = run_data(spec, sets)
-            state, losses = advance(cfg, spec.hyper, state, x, w, shape.chunk_records,
-                                    fresh_data(spec, sets), done)
-            return (state, done + shape.chunk_records * cfg.log_every), losses
-
-        return _map_runs(one, (states, specs), shape.batch)
-
-    def evaluate(states, histories, specs, sets, test):
-        def one(args):
-            (state, _), history, spec = args
-            x, w = run_data(spec, sets)
-            result = finish(cfg, state, history, x, w)
-            h_TxM = relu_output.hidden(result.params, x, cfg.hidden_relu) * w[:, None]
-            return {
-                "W": result.params["W"], "b": result.params["b"],
-                "train_loss": result.train_loss, "history": history, "diverged": result.diverged,
-                "test_loss": relu_output.loss(result.params, test, None, cfg.reduction, cfg.hidden_relu),
-                "hidden": h_TxM, "data_dim": metrics.dimensionality(h_TxM),
-                "feature_dim": metrics.feature_dimensionality(result.params),
-            }
-
-        return _map_runs(one, (states, histories, specs), shape.batch)
-
-    whole = devices.replicated(mesh)
-    make_sets = jax.jit(jax.vmap(one_dataset), in_shardings=whole, out_shardings=whole)
-    start = devices.per_device(start, mesh, (SPLIT,))
-    step_chunk = devices.per_device(step_chunk, mesh, (SPLIT, SPLIT, WHOLE), donate_argnums=0)
-    evaluate = devices.per_device(evaluate, mesh, (SPLIT, SPLIT, SPLIT, WHOLE, WHOLE))
-    sets = jax.eval_shape(make_sets, *shape.dataset_inputs)
-    states = jax.eval_shape(start, shape.runs)
-    histories = jax.ShapeDtypeStruct((shape.runs.n_rows.shape[0], cfg.n_records), jnp.float32)
-    return BucketPrograms(make_sets.lower(*shape.dataset_inputs).compile(),
-                          start.lower(shape.runs).compile(),
-                          step_chunk.lower(states, shape.runs, sets).compile(),
-                          evaluate.lower(states, histories, shape.runs, sets, shape.test).compile())
-
-
-def _map_runs(fn, runs, batch: int):
-    """``lax.map`` over the leading run axis, ``batch`` runs vmapped at a time. A batch of
-    one is a plain ``lax.map``: a size-1 vmap turns every matmul into a batched one,
-    which XLA:CPU runs several times slower."""
-    return jax.lax.map(fn, runs) if batch == 1 else jax.lax.map(fn, runs, batch_size=batch)
-
-
-def _divisor_near(n: int, target: int) -> int:
-    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
-
-
 def use_dense(rows: int, n_features: int, sparsity: float) -> bool:
     """Dense inputs when a run's ``T x n`` is small (under 2^24 elements, 64 MiB) or the
     data are not sparse: reading them beats the gathers and scatters of the sparse form."""
@@ -345,123 +208,86 @@ def run_sweep(cfg: TrainConfig, sweep: Sweep, progress: Progress | bool | None =
     """Train every run of ``sweep``; return numpy arrays on the sweep grid.
 
     ``arrays`` holds per cell (best init seed): ``W [.., m, n]``, ``b [.., n]``,
-    ``train_loss``, ``test_loss``, ``history [.., n_records]``, ``diverged``,
-    ``hidden [.., T_max, m]`` (rows past T are 0, which leaves the dimensionality and D*
-    of the real rows unchanged, so metrics apply to the whole array at once),
-    ``data_dim [.., T_max]`` (NaN past T), ``feature_dim [.., n]``, ``best_init`` and
-    ``init_train_loss [.., init_seeds]``.
+    ``train_loss``, ``test_loss``, ``history [.., n_records]`` (train loss after
+    ``log_every, 2 log_every, ..., steps`` updates), ``diverged``, ``hidden [.., T_max, m]``
+    (rows past T are 0, which leaves the dimensionality and D* of the real rows
+    unchanged, so metrics apply to the whole array at once), ``data_dim [.., T_max]``
+    (NaN past T), ``feature_dim [.., n]``, ``best_init`` and ``init_train_loss [..,
+    init_seeds]``.
 
-    With ``checkpoint_dir``, each bucket's results are saved there (atomically) as soon
-    as it finishes, and buckets already saved for the same settings are loaded instead
-    of trained: a killed sweep picks up where it stopped, with the same final numbers.
-    ``memory_bytes`` (default: the device's) bounds how many runs are vmapped at once
-    on each device; ``runs_batch`` sets that number instead.
-
-    The runs are split over ``jax.devices()``: every local device, and every process's
-    after ``jax.distributed.initialize()``, where each process gets all the arrays.
+    With ``checkpoint_dir``, each chunk's state and each bucket's results are saved
+    there (atomically), and a sweep of the same settings started again on that folder
+    picks up where it stopped, with the same final numbers. ``memory_bytes`` (default:
+    the device's) bounds how many runs are vmapped at once on each device;
+    ``runs_batch`` sets that number instead. The runs are split over ``jax.devices()``.
     """
     t_start = time.perf_counter()
-    buckets = plan_buckets(sweep.T, sweep.max_pad_ratio)
-    data_root, init_root, test_key = _keys(sweep)
     k = data.max_nonzeros(cfg.n_features, sweep.sparsity)
-    test = data.sparse_rows(test_key, sweep.n_test, cfg.n_features, sweep.sparsity, k=k)
+    test = data.sparse_rows(holdout_key(sweep), sweep.n_test, cfg.n_features, sweep.sparsity, k=k)
     if use_dense(sweep.n_test, cfg.n_features, sweep.sparsity) if dense is None else dense:
         test = data.to_dense(test, cfg.n_features)
-    mesh = devices.run_mesh()
-    test = jax.device_put(test, devices.replicated(mesh))
-    runs_per_T = int(np.prod(sweep.grid_shape[1:])) * sweep.init_seeds
-    total_work = sum(b.padded * len(b.sizes) for b in buckets) * runs_per_T * cfg.steps
-    if not isinstance(progress, Progress):
-        progress = Progress(total_work, enabled=progress)
-    T_max = max(sweep.T)
-    shape = sweep.grid_shape + (sweep.init_seeds,)
-    out: dict[str, np.ndarray] = {}
-    compile_seconds = train_seconds = 0.0
-    bucket_seconds = []
+    model = smdd_model(cfg, sweep.sparsity, sweep.repeat, sweep.fresh, k, dense)
+    grid = dict(zip(GRID_AXES, (sweep.T, sweep.lr, sweep.weight_decay, sweep.init_scale,
+                                range(sweep.data_seeds), range(sweep.init_seeds))))
 
-    for ib, bucket in enumerate(buckets):
-        specs, cells, pairs = _bucket_runs(sweep, bucket, init_root)
-        path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"bucket-{_fingerprint(cfg, sweep, bucket, dense)}.npz"
-        if path is not None and path.exists():
-            bucket_results = results.load_arrays(path)
-            progress.update(bucket.padded * len(cells) * cfg.steps, f"bucket {ib + 1}/{len(buckets)} loaded from {path}")
-            bucket_seconds.append(0.0)
-        else:
-            label = f"bucket {ib + 1}/{len(buckets)} T={bucket.sizes[0]}..{bucket.sizes[-1]}"
-            bucket_results, c_s, t_s = _train_bucket(cfg, sweep, bucket, specs, pairs, test, k, data_root,
-                                                     runs_batch, chunks, dense, memory_bytes, progress, label, mesh)
-            compile_seconds, train_seconds = compile_seconds + c_s, train_seconds + t_s
-            bucket_seconds.append(t_s)
-            if path is not None:
-                results.save_arrays(path, bucket_results)
-        for name, value in bucket_results.items():
-            if name == "hidden":
-                value = _pad_rows(value, T_max, 0.0)
-            elif name == "data_dim":
-                value = _pad_rows(value[..., None], T_max, np.nan)[..., 0]
-            if name not in out:
-                out[name] = np.full(shape + value.shape[1:], np.nan, dtype=value.dtype if value.dtype != bool else bool)
-            for r, cell in enumerate(cells):
-                out[name][cell] = value[r]
-        for cell in cells:  # rows past each run's T
-            T = sweep.T[cell[0]]
-            out["hidden"][cell][T:] = 0.0
-            out["data_dim"][cell][T:] = np.nan
+    def batch_for(rows):
+        return runs_batch or runs_per_batch(10**9, rows * cfg.n_features, memory_bytes=memory_bytes,
+                                            label=f"one run of {rows} rows x {cfg.n_features} features")
 
-    arrays = _best_init(out)
-    return SweepResult(arrays, time.perf_counter() - t_start, compile_seconds, train_seconds,
-                       bucket_seconds, pad_ratio(buckets), buckets, mesh.size)
+    res = run_grid(model.init, model.loss, model.data, grid, cfg.steps, warmup_frac=cfg.warmup_frac, b1=cfg.b1,
+                   b2=cfg.b2, eps=cfg.eps, schedule={"cosine": "warmup_cosine", "constant": "constant"}[cfg.schedule],
+                   n_history=cfg.n_history, evaluate=model.evaluate, aux=test, fresh=sweep.fresh, seed=sweep.seed,
+                   chunks=chunks, checkpoint_dir=checkpoint_dir, runs_batch=batch_for,
+                   max_pad_ratio=sweep.max_pad_ratio, progress=progress,
+                   checkpoint_tag=repr((cfg, sweep, dense)))
+    out = {"W": res.params["W"], "train_loss": res.train_loss, "history": res.history, "diverged": res.diverged,
+           **res.outputs}
+    if "b" in res.params:
+        out["b"] = res.params["b"]
+    T = np.asarray(sweep.T)[:, None, None, None, None, None]
+    rows = np.arange(out["hidden"].shape[-2])
+    out["hidden"] = np.where((rows[:, None] < T[..., None, None]), np.nan_to_num(out["hidden"]), 0.0)
+    out["data_dim"] = np.where(rows < T[..., None], out["data_dim"], np.nan)
+    buckets = plan_buckets(sweep.T, sweep.max_pad_ratio)
+    return SweepResult(_best_init(out), time.perf_counter() - t_start, res.compile_seconds, res.train_seconds,
+                       res.bucket_seconds, pad_ratio(buckets), buckets, devices.run_mesh().size)
 
 
-def _fingerprint(cfg: TrainConfig, sweep: Sweep, bucket: Bucket, dense) -> str:
-    """Names a bucket's checkpoint by everything its numbers depend on."""
-    text = repr((dataclasses.astuple(cfg), dataclasses.astuple(sweep), bucket, dense, jax.default_backend()))
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+class SmddModel(NamedTuple):
+    init: object
+    loss: object
+    data: object
+    evaluate: object
 
 
-def _train_bucket(cfg, sweep, bucket, specs, pairs, test, k, data_root, runs_batch, chunks, dense,
-                  memory_bytes, progress, label, mesh):
-    """Make the bucket's data, train its runs and evaluate them: per-run numpy arrays,
-    compile seconds, training seconds. The runs are split over the devices of ``mesh``
-    (padded to a multiple of their count by repeating the last run, dropped afterwards)."""
-    n_runs = len(specs.n_rows)
-    runs = jax.device_put(devices.pad_runs(specs, devices.padded_count(n_runs, mesh)), devices.by_run(mesh))
-    runs_per_device = runs.n_rows.shape[0] // mesh.size
-    batch = runs_batch or runs_per_batch(runs_per_device, bucket.padded * cfg.n_features, memory_bytes=memory_bytes,
-                                         label=f"{label}: one run of {bucket.padded} rows x {cfg.n_features} features")
-    dataset_keys = jax.random.key_data(jnp.stack([dataset_key(data_root, T, s) for T, s in pairs]))
-    dataset_inputs = jax.device_put((np.asarray(dataset_keys), np.array([T for T, _ in pairs], np.int32)),
-                                    devices.replicated(mesh))
-    shape = BucketShape(
-        cfg=cfg, sparsity=sweep.sparsity, repeat=sweep.repeat, fresh=sweep.fresh, rows=bucket.padded, k=k,
-        dense=use_dense(bucket.padded, cfg.n_features, sweep.sparsity) if dense is None else dense,
-        batch=min(batch, runs_per_device), chunk_records=cfg.n_records // _divisor_near(cfg.n_records, chunks),
-        runs=_abstract(runs), dataset_inputs=_abstract(dataset_inputs), test=_abstract(test), mesh=mesh)
-    t0 = time.perf_counter()
-    programs = compile_bucket(shape)
-    compile_seconds = time.perf_counter() - t0
-    sets, states = jax.block_until_ready((programs.make_sets(*dataset_inputs), programs.start(runs)))
-    histories, train_seconds = [], 0.0
-    for c in range(cfg.n_records // shape.chunk_records):
-        t0 = time.perf_counter()
-        states, losses = programs.step_chunk(states, runs, sets)
-        histories.append(jax.block_until_ready(losses))
-        train_seconds += time.perf_counter() - t0
-        done = (c + 1) * shape.chunk_records * cfg.log_every
-        progress.update(bucket.padded * n_runs * shape.chunk_records * cfg.log_every,
-                        f"{label} ({n_runs} runs x {bucket.padded} rows) step {done}/{cfg.steps}")
-    bucket_results = devices.to_host(programs.evaluate(states, jnp.concatenate(histories, axis=1), runs, sets, test))
-    return {name: np.asarray(value[:n_runs]) for name, value in bucket_results.items()}, compile_seconds, train_seconds
+@functools.lru_cache(maxsize=32)
+def smdd_model(cfg: TrainConfig, sparsity: float, repeat: tuple, fresh: bool, k: int, dense) -> SmddModel:
+    """SMDD's model, data and evaluation as ``run_grid`` functions (cached, so equal
+    settings share compiled programs)."""
+    per_example = example_loss_fn(cfg)
 
+    def init(key, hp):
+        return relu_output.init(key, cfg.n_features, cfg.n_hidden, hp["init_scale"], cfg.use_bias)
 
-def _abstract(tree):
-    """Shapes and dtypes of a tree of arrays: what lowering needs, hashable for the cache."""
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
+    def loss(params, x, hp):
+        return per_example(params, x)
 
+    def make(key, rows):
+        as_dense = use_dense(rows, cfg.n_features, sparsity) if dense is None else dense
+        if fresh:
+            x = fresh_rows(key, rows, cfg.n_features, sparsity, k)
+            return x if as_dense else data._compress(x, k)[0]
+        x = jax.tree.map(lambda a: a[0], data._sparse_chunks(key, 1, rows, cfg.n_features, sparsity, True, k)[0])
+        x = data.repeat_points(x, *repeat) if repeat[0] * (repeat[1] - 1) > 0 else x
+        return data.to_dense(x, cfg.n_features) if as_dense else x
 
-def _pad_rows(value: np.ndarray, rows: int, fill: float) -> np.ndarray:
-    pad = rows - value.shape[1]
-    return np.concatenate([value, np.full((value.shape[0], pad) + value.shape[2:], fill, value.dtype)], axis=1)
+    def evaluate(params, x, weights, hp, test):
+        h = relu_output.hidden(params, x, cfg.hidden_relu) * weights[:, None]
+        return {"test_loss": relu_output.loss(params, test, None, cfg.reduction, cfg.hidden_relu),
+                "hidden": h, "data_dim": metrics.dimensionality(h),
+                "feature_dim": metrics.feature_dimensionality(params)}
+
+    return SmddModel(init, loss, make, evaluate)
 
 
 def _best_init(out: dict) -> dict:

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmem.validate import positive_int
+
 
 class Split(NamedTuple):
     """One run's data: ``inputs`` are whatever the model's ``apply`` takes."""
@@ -68,8 +70,7 @@ def sparse_parity(key, n_train, n_train_max: int, n_test: int = 5000, n_bits: in
     carry weight 1, so a smaller set is a prefix of a larger one with the same key.
     """
     for name, value in (("n_train_max", n_train_max), ("n_test", n_test), ("n_bits", n_bits)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)
     if not 1 <= n_relevant <= n_bits:
         raise ValueError(f"n_relevant must lie in [1, n_bits={n_bits}], got {n_relevant!r}")
     k_train, k_test = jax.random.split(key)

@@ -12,11 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-
-def _check_size(name: str, value) -> int:
-    if int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+from jaxmem.validate import positive_int
 
 
 def init(key, n_in: int, n_hidden: int, n_out: int, scale=1.0) -> dict:
@@ -26,7 +22,7 @@ def init(key, n_in: int, n_hidden: int, n_out: int, scale=1.0) -> dict:
     All four come from one uniform draw, cut in order W1, b1, W2, b2: one random
     kernel instead of four compiles about 4x faster on CPU.
     """
-    n_in, n_hidden, n_out = (_check_size(k, v) for k, v in
+    n_in, n_hidden, n_out = (positive_int(k, v) for k, v in
                              (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)))
     shapes = {"W1": ((n_in, n_hidden), n_in), "b1": ((n_hidden,), n_in),
               "W2": ((n_hidden, n_out), n_hidden), "b2": ((n_out,), n_hidden)}

@@ -12,12 +12,13 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxmem.validate import positive_int
+
 
 def init(key, n_bits: int, n_hidden: int, scale=1.0) -> dict:
     """``{"W_in": [n_bits + 1, h], "w_out": [h]}``, Gaussian with std ``scale / sqrt(fan_in)``."""
-    for name, value in (("n_bits", n_bits), ("n_hidden", n_hidden)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    positive_int("n_bits", n_bits)
+    positive_int("n_hidden", n_hidden)
     k_in, k_out = jax.random.split(key)
     return {"W_in": jax.random.normal(k_in, (n_bits + 1, n_hidden)) * (scale / math.sqrt(n_bits + 1)),
             "w_out": jax.random.normal(k_out, (n_hidden,)) * (scale / math.sqrt(n_hidden))}

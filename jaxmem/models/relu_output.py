@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from jaxmem.data import SparseRows
 from jaxmem.models import fused as _fused
+from jaxmem.validate import positive_int
 
 REDUCTIONS = ("sum", "mean")
 
@@ -18,10 +19,8 @@ REDUCTIONS = ("sum", "mean")
 def init(key, n_features: int, n_hidden: int, scale=1.0, bias: bool = True) -> dict:
     """Xavier-normal ``W`` (std ``sqrt(2 / (m + n))``, times ``scale``) and ``b = 0``;
     ``bias=False`` leaves ``b`` out (the model is then ``ReLU(W^T W x)``)."""
-    if int(n_features) != n_features or n_features < 1:
-        raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
-    if int(n_hidden) != n_hidden or n_hidden < 1:
-        raise ValueError(f"n_hidden must be a positive integer, got {n_hidden!r}")
+    positive_int("n_features", n_features)
+    positive_int("n_hidden", n_hidden)
     std = jnp.sqrt(2.0 / (n_hidden + n_features)) * scale
     W_MxN = std * jax.random.normal(key, (int(n_hidden), int(n_features)))
     return {"W": W_MxN, "b": jnp.zeros((int(n_features),))} if bias else {"W": W_MxN}

@@ -123,7 +123,7 @@ def test_short_training_run_fused_equals_reference(small_chunks):
 def test_bad_fused_setting():
     with pytest.raises(ValueError, match="impl must be one of .*'gpu'"):
         fused.row_errors(jnp.ones((2, 1)), jnp.ones((1, 3)), jnp.zeros(3), impl="gpu")
-    with pytest.raises(ValueError, match="fused must be a bool or one of .*'fast'"):
+    with pytest.raises(ValueError, match="fused must be a bool, 'auto' or one of .*'fast'"):
         train.TrainConfig(n_features=4, fused="fast")
 
 

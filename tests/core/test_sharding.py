@@ -1,4 +1,5 @@
-"""Runs split over several devices and processes give the numbers of one device.
+"""Runs split over several devices and processes give the numbers of one device:
+bit-identical with ``fused=False``, within rtol 1e-5 / atol 1e-6 with the fused kernel.
 
 JAX fixes its device count at import, so each setting runs in a fresh Python process
 with ``--xla_force_host_platform_device_count`` (CPU devices standing in for GPUs).
@@ -23,9 +24,12 @@ import numpy as np
 from jaxmem.sweep import Sweep, run_sweep
 from jaxmem.train import TrainConfig
 
-res = run_sweep({TrainConfig(n_features=30, n_hidden=2, steps=30, n_history=6)!r},
-                {Sweep(T=(5, 6), sparsity=0.8, data_seeds=3, n_test=32)!r}, progress=False, runs_batch=2)
-np.savez(sys.argv[1], **res.arrays)
+arrays = {{}}
+for fused in (False, True):
+    res = run_sweep(TrainConfig(n_features=30, n_hidden=2, steps=30, n_history=6, fused=fused),
+                    {Sweep(T=(5, 6), sparsity=0.8, data_seeds=3, n_test=32)!r}, progress=False, runs_batch=2)
+    arrays.update({{f"fused{{int(fused)}}/{{k}}": v for k, v in res.arrays.items()}})
+np.savez(sys.argv[1], **arrays)
 print(json.dumps({{"devices": res.devices}}))
 """
 
@@ -63,8 +67,11 @@ def test_runs_split_over_four_devices_equal_one_device(tmp_path):
     four, four_devices = _sweep_on(4, tmp_path)
     assert (one_devices, four_devices) == (1, 4)
     assert one.keys() == four.keys()
-    for name in one:  # every device runs its runs as the single device does: equal numbers
-        np.testing.assert_array_equal(four[name], one[name], err_msg=name)
+    for name in one:
+        if name.startswith("fused0/"):  # every device runs its runs as the single device does: equal numbers
+            np.testing.assert_array_equal(four[name], one[name], err_msg=name)
+        else:  # the fused kernel's matmuls may round in the last bits differently per device count
+            np.testing.assert_allclose(four[name], one[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def _free_port() -> int:

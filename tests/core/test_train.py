@@ -5,17 +5,26 @@ import optax
 import pytest
 
 from jaxmem import data, train
-from jaxmem.sweep import Sweep, _keys, dataset_key, run_sweep
+from jaxmem.sweep import Sweep, holdout_key, init_key, run_sweep, training_set
+from jaxmem.train import optim, relu
 
 
 def test_schedule_endpoints_exact():
     cfg = train.TrainConfig(n_features=4, steps=1000, warmup_frac=0.05)
-    s = train.unit_schedule(cfg)
+    s = optim.unit_schedule(relu.optim_config(cfg), cfg.steps)
     assert float(s(0)) == 0.0
     assert float(s(cfg.warmup_steps)) == 1.0
     assert float(s(cfg.steps)) == 0.0
     assert 0.0 < float(s(cfg.warmup_steps // 2)) < 1.0
     np.testing.assert_allclose(float(s((cfg.warmup_steps + cfg.steps) / 2)), 0.5, atol=1e-6)
+
+
+def test_constant_schedule_starts_at_the_peak_without_warmup():
+    """The old constant schedule gave lr 0 at step 0 when there was no warm-up."""
+    for warmup, first in ((0.0, 1.0), (0.1, 0.0)):
+        cfg = train.TrainConfig(n_features=4, steps=100, warmup_frac=warmup, schedule="constant")
+        s = optim.unit_schedule(relu.optim_config(cfg), cfg.steps)
+        assert float(s(0)) == first and float(s(10)) == 1.0 and float(s(99)) == 1.0
 
 
 def test_traced_lr_optimiser_equals_plain_optax_adamw(key):
@@ -40,15 +49,18 @@ def test_traced_lr_optimiser_equals_plain_optax_adamw(key):
     assert not np.allclose(np.asarray(result.params["W"][1]), np.asarray(params["W"]))
 
 
-def test_history_is_the_loss_every_log_every_steps(key):
-    cfg = train.TrainConfig(n_features=10, steps=30, n_history=10)
+def test_history_is_the_loss_after_every_log_every_steps(key):
+    """history[k] is the train loss after (k + 1) * log_every updates; the last is the final loss."""
+    flat = dict(schedule="constant", warmup_frac=0.0)  # the same lr at every step, whatever the length
+    cfg = train.TrainConfig(n_features=10, steps=30, n_history=10, **flat)
     assert cfg.log_every == 3 and cfg.n_records == 10
     x = data.sparse_features(key, 8, 10, 0.5)
     result = train.train(cfg, train.Hyper(1e-2), key, x)
-    half = train.TrainConfig(n_features=10, steps=30, n_history=10)
-    state, hist = train.advance(half, train.Hyper(1e-2), train.init_state(half, train.Hyper(1e-2), key),
-                                x, jnp.ones(8), 5)
-    np.testing.assert_allclose(np.asarray(result.history[:5]), np.asarray(hist), rtol=1e-6)
+    for k in (0, 4):
+        short = train.TrainConfig(n_features=10, steps=3 * (k + 1), n_history=k + 1, **flat)
+        after = train.train(short, train.Hyper(1e-2), key, x)
+        np.testing.assert_allclose(float(result.history[k]), float(after.train_loss), rtol=1e-6)
+    np.testing.assert_allclose(float(result.history[-1]), float(result.train_loss), rtol=1e-6)
     assert result.history[-1] < result.history[0]
 
 
@@ -58,17 +70,16 @@ def test_sweep_equals_loop_of_single_runs_with_best_of_init():
     out = run_sweep(cfg, sweep, progress=False, runs_batch=2)
     a = out.arrays
     assert a["train_loss"].shape == (3, 1, 2, 1, 2)
-    data_root, init_root, test_key = _keys(sweep)
     k = data.max_nonzeros(40, 0.9)
-    test = data.to_dense(data.sparse_rows(test_key, 64, 40, 0.9, k=k), 40)
+    test = data.to_dense(data.sparse_rows(holdout_key(sweep), 64, 40, 0.9, k=k), 40)
     single = jax.jit(lambda h, key, x: train.train(cfg, h, key, x))
     for iT, T in enumerate(sweep.T):
         for iw, wd in enumerate(sweep.weight_decay):
             for s in range(2):
-                x = data.sparse_features(dataset_key(data_root, T, s), T, 40, 0.9)
+                x = training_set(sweep, 40, T, s)
                 losses, results = [], []
                 for init in range(2):
-                    key = jax.random.fold_in(dataset_key(init_root, T, s), iw * 1009 + init)
+                    key = init_key(sweep, init)
                     r = single(train.Hyper(1e-3, wd, 1.0), key, x)
                     losses.append(float(r.train_loss))
                     results.append(r)
@@ -140,7 +151,7 @@ def test_resume_after_a_kill_equals_the_uninterrupted_sweep(tmp_path):
 
     with pytest.raises(_Killed):
         run_sweep(cfg, sweep, progress=KillInSecondBucket(1.0, enabled=False), checkpoint_dir=tmp_path)
-    assert len(list(tmp_path.glob("bucket-*.npz"))) == 1  # the first bucket was saved
+    assert len(list(tmp_path.glob("grid-*.done.npz"))) == 1  # the first bucket was saved
 
     seen = []
 
@@ -177,10 +188,10 @@ def test_repeated_points_in_a_sweep_match_data_repeat_points():
     cfg = train.TrainConfig(n_features=30, n_hidden=2, steps=20, n_history=4)
     sweep = Sweep(T=(9, 12), sparsity=0.8, data_seeds=1, n_test=16, repeat=(2, 3))
     a = run_sweep(cfg, sweep, progress=False, runs_batch=1).arrays
-    data_root, init_root, _ = _keys(sweep)
     for iT, T in enumerate(sweep.T):
-        x = data.repeat_points(data.sparse_features(dataset_key(data_root, T, 0), T, 30, 0.8), 2, 3)
-        key = jax.random.fold_in(dataset_key(init_root, T, 0), 0)
+        x = training_set(sweep, 30, T, 0)
+        np.testing.assert_array_equal(x[:6], np.tile(x[:2], (3, 1)))  # 2 points, 3 times each
+        key = init_key(sweep, 0)
         r = train.train(cfg, train.Hyper(), key, x)
         np.testing.assert_allclose(a["W"][iT, 0, 0, 0, 0], np.asarray(r.params["W"]), rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match=r"repeat=\(4, 3\): cannot repeat 4 points 3 times in a set of T = 9"):

@@ -1,5 +1,4 @@
 import json
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +10,7 @@ from jaxmem import mnist, results
 from jaxmem.models import mlp
 from jaxmem.studies.dstar import classifier
 from jaxmem.studies.dstar import mnist as dstar_mnist
-from jaxmem.studies.dstar.classifier import Data, FitConfig, Hyper
+from jaxmem.train import grid as grid_mod
 
 N_IN, N_HIDDEN, N_OUT = 12, 16, 3
 
@@ -21,11 +20,20 @@ def _problem(key, n=48, n_in=N_IN):
     kx, kw = jax.random.split(key)
     x = jax.random.normal(kx, (n, n_in))
     labels = jnp.argmax(x @ jax.random.normal(kw, (n_in, N_OUT)), axis=-1)
-    return Data(x, labels, jnp.ones(n))
+    return {"x": x, "labels": labels}
 
 
-def _cfg(**kw):
-    return FitConfig(**{"n_in": N_IN, "n_hidden": N_HIDDEN, "n_out": N_OUT, "steps": 24, "n_history": 4, **kw})
+def _fit(data, grid, steps=24, **kw):
+    return classifier.fit(data, grid, steps, **{"n_hidden": N_HIDDEN, "n_out": N_OUT, "n_history": 4, **kw})
+
+
+def _run(tree, r):
+    """Run ``r`` of a tree with a leading run axis."""
+    return jax.tree.map(lambda a: a[r], tree)
+
+
+def _close(a, b, rtol=1e-5, atol=1e-6):
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=rtol, atol=atol), a, b)
 
 
 def test_mlp_against_numpy(key):
@@ -50,95 +58,99 @@ def test_mlp_against_numpy(key):
         mlp.init(key, N_IN, 0, N_OUT)
 
 
-def test_schedule_matches_optax_and_stops_at_the_horizon():
-    cfg = _cfg(steps=100, warmup_frac=0.1)
-    mine, ref = classifier.unit_schedule(cfg, 100), optax.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100)
-    t = jnp.arange(0, 101)
-    np.testing.assert_allclose(jax.vmap(mine)(t), jax.vmap(ref)(t), atol=1e-6)
-    short = classifier.unit_schedule(_cfg(steps=100, schedule="constant"), jnp.float32(30))
-    assert float(short(0)) == 1.0 and float(short(29)) == 1.0 and float(short(30)) == 0.0
-    with pytest.raises(ValueError, match="checkpoints must be sorted unique"):
-        _cfg(checkpoints=(3, 1))
-    with pytest.raises(ValueError, match="schedule must be one of"):
-        _cfg(schedule="linear")
-
-
 def test_full_batch_fit_equals_a_looped_optax_adamw(key):
+    """``classifier.fit`` (run_grid) against a plain optax loop from the grid's init key."""
     data = _problem(key)
-    cfg, lr, wd = _cfg(), 3e-2, 0.1
-    params = mlp.init(jax.random.split(key)[0], N_IN, N_HIDDEN, N_OUT)
-    opt = optax.adamw(optax.cosine_decay_schedule(lr, cfg.steps), weight_decay=wd)
+    steps, lr, wd = 24, 3e-2, 0.1
+    params = mlp.init(grid_mod.init_key(0, 3), N_IN, N_HIDDEN, N_OUT)
+    opt = optax.adamw(optax.cosine_decay_schedule(lr, steps), weight_decay=wd)
     state = opt.init(params)
-    for _ in range(cfg.steps):
-        grads = jax.grad(mlp.loss)(params, data.x, data.labels, data.weights)
+    for _ in range(steps):
+        grads = jax.grad(mlp.loss)(params, data["x"], data["labels"])
         updates, state = opt.update(grads, state, params)
         params = optax.apply_updates(params, updates)
-    got = jax.jit(partial(classifier.fit, cfg))(Hyper(lr, wd), key, data)
-    for name in params:
-        np.testing.assert_allclose(got.params[name], params[name], rtol=2e-5, atol=2e-6)
+    got = _fit(data, {"seed": [3]}, steps, lr=lr, weight_decay=wd)
+    _close(_run(got.params, 0), params, rtol=2e-5, atol=2e-6)
     assert got.history.step.tolist() == [6, 12, 18, 24]
-    assert got.history.loss[-1] < got.history.loss[0]
-    np.testing.assert_allclose(got.loss, mlp.loss(params, data.x, data.labels), rtol=1e-5)
+    assert got.history.loss.shape == (1, 4) and got.history.loss[0, -1] < got.history.loss[0, 0]
+    np.testing.assert_allclose(got.loss[0], mlp.loss(params, data["x"], data["labels"]), rtol=1e-5)
+    np.testing.assert_allclose(got.history.loss[0, -1], got.loss[0], rtol=1e-6)
+    np.testing.assert_allclose(got.accuracy[0], mlp.accuracy(params, data["x"], data["labels"]))
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        _fit(data, {"seed": [0]}, schedule="linear")
+    with pytest.raises(ValueError, match="keep_params_at must be sorted distinct"):
+        _fit(data, {"seed": [0]}, checkpoints=(3, 1))
 
 
 @pytest.mark.parametrize("n_pad", [0, 9])
 def test_minibatches_cover_the_real_rows_once_per_epoch(key, n_pad):
+    """run_grid's minibatches (the rule the classifier had): each epoch a new shuffle of the real rows."""
     weights = jnp.concatenate([jnp.ones(23), jnp.zeros(n_pad)])
-    data = Data(jnp.arange(23.0 + n_pad)[:, None], jnp.zeros(23 + n_pad, jnp.int32), weights)
-    cfg = _cfg(batch_size=5)
+    batch = {"x": jnp.arange(23.0 + n_pad)}
     for epoch in range(2):  # 23 real rows: 5 batches an epoch, the last one holds 3
         seen = []
         for step in range(5 * epoch, 5 * epoch + 5):
-            batch = classifier.minibatch(cfg, key, data, step)
-            seen += np.asarray(batch.x[:, 0])[np.asarray(batch.weights) > 0].astype(int).tolist()
+            rows, w = grid_mod._minibatch(5, key, batch, weights, step)
+            seen += np.asarray(rows["x"])[np.asarray(w) > 0].astype(int).tolist()
         assert sorted(seen) == list(range(23))
-    first = classifier.minibatch(cfg, key, data, 0).x[:, 0]
-    assert not np.array_equal(first, classifier.minibatch(cfg, key, data, 5).x[:, 0])  # reshuffled
+    first = grid_mod._minibatch(5, key, batch, weights, 0)[0]["x"]
+    assert not np.array_equal(first, grid_mod._minibatch(5, key, batch, weights, 5)[0]["x"])  # reshuffled
 
 
 def test_padded_minibatch_run_equals_unpadded(key):
+    """``n_train`` 40 of 53 rows (the rest junk) trains as the 40 rows alone."""
     data = _problem(key, n=40)
     pad = 13
     junk = jax.random.normal(jax.random.key(9), (pad, N_IN)) * 100
-    padded = Data(jnp.concatenate([data.x, junk]), jnp.concatenate([data.labels, jnp.zeros(pad, jnp.int32)]),
-                  jnp.concatenate([data.weights, jnp.zeros(pad)]))
-    cfg = _cfg(batch_size=12, steps=20)  # 4 batches an epoch, the last one holds 4 rows
-    fit = jax.jit(partial(classifier.fit, cfg))
-    a, b = fit(Hyper(1e-2), key, data), fit(Hyper(1e-2), key, padded)
-    for name in a.params:
-        np.testing.assert_allclose(a.params[name], b.params[name], rtol=1e-5, atol=1e-6)
+    padded = {"x": jnp.concatenate([data["x"], junk]), "labels": jnp.concatenate([data["labels"], jnp.zeros(pad, int)])}
+    kw = {"steps": 20, "lr": 1e-2, "batch_size": 12}  # 4 batches an epoch, the last one holds 4 rows
+    a, b = _fit(data, {"seed": [0]}, **kw), _fit(padded, {"seed": [0], "n_train": [40]}, **kw)
+    _close(a.params, b.params)
     np.testing.assert_allclose(a.history.loss, b.history.loss, rtol=1e-5)
-    assert a.history.loss[-1] < a.history.loss[0]
+    np.testing.assert_allclose(a.accuracy, b.accuracy)
+    assert a.history.loss[0, -1] < a.history.loss[0, 0]
 
 
-def test_vmapped_seed_and_weight_decay_grid_equals_single_runs(key):
+def test_seed_and_weight_decay_grid_equals_single_runs_and_keeps_checkpoints(key):
     data = _problem(key)
-    cfg = _cfg(batch_size=16, checkpoints=(0, 5, 24))
+    kw = {"lr": 1e-2, "batch_size": 16, "checkpoints": (0, 5, 24)}
     seeds, wds = [0, 1, 2], [0.0, 1.0]
-    keys = jnp.stack([jax.random.fold_in(key, s) for s in seeds for _ in wds])
-    wd = jnp.array([w for _ in seeds for w in wds])
-    grid = classifier.fit_runs(cfg, Hyper(1e-2, wd), keys, data)
-    single = jax.jit(partial(classifier.fit, cfg))
-    for r in range(len(keys)):
-        one = single(Hyper(1e-2, float(wd[r])), keys[r], data)
-        for name in one.params:
-            np.testing.assert_allclose(grid.params[name][r], one.params[name], rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(grid.checkpoints[name][r], one.checkpoints[name], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(grid.accuracy[r], one.accuracy)
-        init = mlp.init(jax.random.split(keys[r])[0], N_IN, N_HIDDEN, N_OUT)
-        np.testing.assert_array_equal(one.checkpoints["W1"][0], init["W1"])  # checkpoint 0: the init
-        np.testing.assert_array_equal(one.checkpoints["W1"][-1], one.params["W1"])  # last: the final params
+    grid = _fit(data, {"seed": seeds, "weight_decay": wds}, **kw)
+    assert grid.loss.shape == (6,) and grid.checkpoints["W1"].shape == (6, 3, N_IN, N_HIDDEN)
+    for r, (s, wd) in enumerate((s, w) for s in seeds for w in wds):
+        one = _fit(data, {"seed": [s]}, weight_decay=wd, **kw)
+        _close(_run(grid.params, r), _run(one.params, 0))
+        _close(_run(grid.checkpoints, r), _run(one.checkpoints, 0))
+        np.testing.assert_allclose(grid.accuracy[r], one.accuracy[0])
+        init = mlp.init(grid_mod.init_key(0, s), N_IN, N_HIDDEN, N_OUT)
+        np.testing.assert_array_equal(one.checkpoints["W1"][0, 0], init["W1"])  # checkpoint 0: the init
+        np.testing.assert_array_equal(one.checkpoints["W1"][0, -1], one.params["W1"][0])  # last: the final params
     assert not np.allclose(grid.params["W1"][0], grid.params["W1"][1])  # weight decay acts
+    # the params after 5 updates: a 5-update run whose schedule spans 24 (a traced horizon)
+    five = _fit(data, {"seed": [0], "horizon": [24]}, steps=5, lr=1e-2, batch_size=16, weight_decay=0.0)
+    _close(_run(_run(grid.checkpoints, 0), 1), _run(five.params, 0))
 
 
 def test_traced_horizon_equals_a_shorter_run(key):
     data = _problem(key)
-    long, short = _cfg(batch_size=16, steps=24), _cfg(batch_size=16, steps=10)
-    inside = classifier.fit_runs(long, Hyper(1e-2, 0.1, 1.0, jnp.array([10.0, 24.0])), jnp.stack([key, key]), data)
-    alone = jax.jit(partial(classifier.fit, short))(Hyper(1e-2, 0.1), key, data)
-    for name in alone.params:
-        np.testing.assert_allclose(inside.params[name][0], alone.params[name], rtol=1e-5, atol=1e-6)
-    assert not np.allclose(inside.params["W1"][1], alone.params["W1"])
+    kw = {"lr": 1e-2, "weight_decay": 0.1, "batch_size": 16}
+    inside = _fit(data, {"seed": [0], "horizon": [10, 24]}, 24, **kw)
+    alone = _fit(data, {"seed": [0]}, 10, **kw)
+    _close(_run(inside.params, 0), _run(alone.params, 0))
+    assert not np.allclose(inside.params["W1"][1], alone.params["W1"][0])
+
+
+def test_input_variants_train_as_separate_data(key):
+    """``x [N, V, n_in]`` with an ``input`` axis: run v trains on variant v alone."""
+    data = _problem(key)
+    other = 2.0 * data["x"][::-1]
+    both = {"x": jnp.stack([data["x"], other], axis=1), "labels": data["labels"]}
+    kw = {"lr": 1e-2, "batch_size": 16}
+    grid = _fit(both, {"seed": [0], "input": [0, 1]}, **kw)
+    for v, x in enumerate([data["x"], other]):
+        one = _fit({"x": x, "labels": data["labels"]}, {"seed": [0]}, **kw)
+        _close(_run(grid.params, v), _run(one.params, 0))
+        np.testing.assert_allclose(grid.history.accuracy[v], one.history.accuracy[0])
 
 
 def test_decile_errors_and_curve_position():

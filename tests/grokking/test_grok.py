@@ -1,10 +1,11 @@
-"""Grokking suite: models, optimizer steps, outcome classes, Fourier analysis, construction."""
+"""Grokking suite: models, optimizer steps on run_grid, outcome classes, Fourier analysis, construction."""
 import dataclasses
 import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxmem import construct, tasks
@@ -86,49 +87,62 @@ def test_group_logits_add_up_and_mode_loss_finds_the_mode():
     assert np.argmin(losses) == 3 and losses[3] < 0.6 * np.delete(losses, 3).min()
 
 
-def _quadratic_step(decay, optimizer="adamw"):
-    cfg = grok.GrokConfig(steps=1, optimizer=optimizer, decay=decay)
-    hyper = grok.GrokHyper(lr=0.1, weight_decay=0.5, b1=0.9, b2=0.98)
-    w0 = jnp.array([1.5, -2.0, 0.25])
-    g = 2 * (w0 - jnp.array([1.0, 1.0, 1.0]))  # gradient of |w - 1|^2
-    opt = grok.direction(cfg, hyper)
-    step_dir, _ = opt.update(grok.with_l1(cfg, hyper, {"w": w0}, {"w": g}), opt.init({"w": w0}))
-    return np.asarray(grok.decayed(cfg, hyper, {"w": w0}, step_dir)["w"]), np.asarray(w0), np.asarray(g)
+W0 = np.array([1.5, -2.0, 0.25])
+
+
+def _quadratic(decay, optimizer="adamw", steps=1, lr=0.1, weight_decay=0.5):
+    """``grok.fit`` on ``|w - 1|^2`` (one "example"): the study's optimizer settings."""
+    cfg = grok.GrokConfig(steps=steps, optimizer=optimizer, decay=decay, n_history=1)
+    model = grok.GridModel(lambda key, hp: {"w": jnp.asarray(W0, jnp.float32)},
+                           lambda p, batch, hp: jnp.sum(jnp.square(p["w"] - 1.0)) + 0.0 * batch["x"],
+                           lambda *args: {}, None)
+    res = grok.fit(cfg, model, {"x": jnp.zeros(1)}, None,
+                   {"lr": [lr], "weight_decay": [weight_decay], "b1": [0.9], "b2": [0.98]})
+    return np.asarray(res.params["w"]).reshape(-1), 2 * (W0 - 1.0)
 
 
 def test_one_l2_decay_step_matches_hand_computation():
-    w1, w0, g = _quadratic_step("l2")
-    # Adam's first step: bias-corrected m / sqrt(v) = g / (|g| + eps)
-    np.testing.assert_allclose(w1, w0 - 0.1 * (g / (np.abs(g) + 1e-8) + 0.5 * w0), rtol=1e-6)
+    w1, g = _quadratic("l2")
+    # Adam's first step: bias-corrected m / sqrt(v) = g / (|g| + eps); decoupled decay
+    np.testing.assert_allclose(w1, W0 - 0.1 * (g / (np.abs(g) + 1e-8) + 0.5 * W0), rtol=1e-6)
 
 
 def test_one_l1_decay_step_matches_hand_computation():
     """L1 as the explorable's code: wd * sign(w) joins the gradient before Adam."""
-    w1, w0, g = _quadratic_step("l1")
-    g_l1 = g + 0.5 * np.sign(w0)
-    np.testing.assert_allclose(w1, w0 - 0.1 * g_l1 / (np.abs(g_l1) + 1e-8), rtol=1e-6)
-    # two steps against optax.chain(l1, adam), the source's optimiser
-    import optax
-    cfg, hyper = grok.GrokConfig(steps=2, decay="l1", n_history=1), grok.GrokHyper(0.1, 0.5, 0.9, 0.98)
-    target = jnp.array([1.0, 1.0, 1.0])
-    split = tasks.Split(jnp.zeros(1), jnp.zeros(1, jnp.int32), jnp.ones(1), jnp.zeros(1), jnp.zeros(1, jnp.int32))
-    # a "model" whose cross-entropy gradient is that of a quadratic would be contrived: compare on a linear logit
-    apply = lambda p, x: jnp.stack([jnp.zeros(()), p["w"] @ target])[None]
-    ours = grok.train(cfg, apply, hyper, {"w": jnp.asarray(w0)}, split).params["w"]
+    w1, g = _quadratic("l1")
+    g_l1 = g + 0.5 * np.sign(W0)
+    np.testing.assert_allclose(w1, W0 - 0.1 * g_l1 / (np.abs(g_l1) + 1e-8), rtol=1e-6)
+    # three steps against optax.chain(l1, adam), the source's optimiser
     l1 = optax.GradientTransformation(lambda p: optax.EmptyState(),
                                       lambda u, s, p: (jax.tree.map(lambda g_, w: g_ + 0.5 * jnp.sign(w), u, p), s))
     opt = optax.chain(l1, optax.adam(0.1, b1=0.9, b2=0.98))
-    loss = lambda p: grok.example_losses(apply(p, None), jnp.zeros(1, jnp.int32), "ce")[0]
-    p, state = {"w": jnp.asarray(w0)}, opt.init({"w": jnp.asarray(w0)})
-    for _ in range(2):
+    loss = lambda p: jnp.sum(jnp.square(p["w"] - 1.0))
+    p = {"w": jnp.asarray(W0, jnp.float32)}
+    state = opt.init(p)
+    for _ in range(3):
         updates, state = opt.update(jax.grad(loss)(p), state, p)
         p = optax.apply_updates(p, updates)
-    np.testing.assert_allclose(ours, p["w"], rtol=1e-6)
+    np.testing.assert_allclose(_quadratic("l1", steps=3)[0], p["w"], rtol=1e-6)
 
 
 def test_one_sgd_momentum_step_matches_hand_computation():
-    w1, w0, g = _quadratic_step("l2", "sgd")
-    np.testing.assert_allclose(w1, w0 - 0.1 * (g + 0.5 * w0), rtol=1e-6)
+    w1, g = _quadratic("l2", "sgd")
+    np.testing.assert_allclose(w1, W0 - 0.1 * (g + 0.5 * W0), rtol=1e-6)
+    # the second step carries momentum b1 = 0.9: d_2 = g_2 + 0.9 g_1
+    w2 = _quadratic("l2", "sgd", steps=2)[0]
+    g2 = 2 * (w1 - 1.0)
+    np.testing.assert_allclose(w2, w1 - 0.1 * (g2 + 0.9 * g + 0.5 * w1), rtol=1e-5)
+
+
+def test_objective_apart_is_the_weighted_mean_and_its_gradient():
+    """``grok.apart``: the value and gradient of ``sum(w * loss) / sum(w)``, computed apart."""
+    loss = lambda p, b, hp: (b["x"] @ p["w"] - b["y"]) ** 2
+    batch = {"x": jnp.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]]), "y": jnp.array([1.0, 0.0, 2.0])}
+    weights, params = jnp.array([1.0, 1.0, 0.0]), {"w": jnp.array([0.3, -0.2])}
+    value, grads = jax.jit(jax.value_and_grad(grok.apart(loss)))(params, batch, weights, {})
+    mean = lambda p: jnp.sum(weights * loss(p, batch, {})) / jnp.sum(weights)
+    np.testing.assert_allclose(value, mean(params), rtol=1e-6)
+    np.testing.assert_allclose(grads["w"], jax.grad(mean)(params)["w"], rtol=1e-6)
 
 
 def test_losses_match_hand_computation():
@@ -190,27 +204,83 @@ def test_faithful_loss_matches_a_float64_hand_computation():
         np.testing.assert_allclose(float(ours), hand, rtol=1e-12)
 
 
+def _plain_optax_run(cfg, n, hid, wd, seed):
+    """One parity run by hand: its own unpadded train set, ``optax.chain(l1, adam)`` at a
+    constant lr, a history point every ``log_every`` steps."""
+    k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), seed))
+    full = tasks.sparse_parity(k_data, n, max(cfg.train_sizes), cfg.n_test, cfg.n_bits, cfg.n_relevant)
+    x, y = full.train_inputs[:n], full.train_labels[:n]
+    l1 = optax.GradientTransformation(lambda p: optax.EmptyState(),
+                                      lambda u, s, p: (jax.tree.map(lambda g_, w: g_ + wd * jnp.sign(w), u, p), s))
+    opt = optax.chain(l1, optax.adam(cfg.lr, b1=cfg.b1, b2=cfg.b2))
+    gcfg = cfg.grok_config
+    params = parity.init(k_init, cfg.n_bits, hid, cfg.init_scale)
+    state = opt.init(params)
+
+    @jax.jit
+    def block(params, state):
+        def step(carry, _):
+            p, s = carry
+            g = jax.grad(lambda q: jnp.mean(grok.example_losses(parity.apply(q, x), y, "ce")))(p)
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        (params, state), _ = jax.lax.scan(step, (params, state), length=gcfg.log_every)
+        return params, state, grok.evaluate(gcfg, parity.apply(params, x), y)[0], \
+            grok.evaluate(gcfg, parity.apply(params, full.test_inputs), full.test_labels)[1]
+
+    train_loss, test_accuracy = [], []
+    for _ in range(gcfg.n_records):
+        params, state, loss, acc = block(params, state)
+        train_loss.append(float(loss))
+        test_accuracy.append(float(acc))
+    return params, np.array(train_loss), np.array(test_accuracy)
+
+
 @pytest.mark.parametrize("batch", [0, 1])
-def test_grid_program_equals_looped_unpadded_runs(batch):
-    """The one-program grid (vmapped, or lax.map) gives the numbers of each run trained
-    alone at its own train size, with L1 decay."""
+def test_grid_equals_plain_optax_runs_alone(batch):
+    """The grid (padded to the largest train set; vmapped, or lax.map) gives the numbers
+    of each run trained alone by a plain optax loop at its own train size, with L1 decay;
+    a run alone on ``run_grid`` (``train_grid`` of one run: no padding) too."""
     cfg = parity_grid.ParityConfig(train_sizes=(30, 50), hidden_sizes=(4, 8), weight_decays=(0.0, 0.3), seeds=2,
                                    steps=40, n_history=4, n_bits=8, n_relevant=2, n_test=64, decay="l1")
     runs = parity_grid.grid(cfg)
     res, _, _ = parity_grid.train_grid(cfg, runs, batch)
-    gcfg = cfg.grok_config
-    alone = jax.jit(lambda p, d, h: grok.train(gcfg, parity.apply, h, p, d))
+    assert res["history"].train_loss.shape == (16, 4)
     for i in range(0, len(runs["seed"]), 3):
         n, hid, wd, seed = (runs[k][i].item() for k in ("train_size", "hidden", "weight_decay", "seed"))
-        k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), seed))
-        full = tasks.sparse_parity(k_data, n, max(cfg.train_sizes), cfg.n_test, cfg.n_bits, cfg.n_relevant)
-        split = full._replace(train_inputs=full.train_inputs[:n], train_labels=full.train_labels[:n],
-                              train_weights=full.train_weights[:n])
-        out = alone(parity.init(k_init, cfg.n_bits, hid), split, grok.GrokHyper(cfg.lr, wd, cfg.b1, cfg.b2))
-        np.testing.assert_allclose(res["history"].train_loss[i], out.history.train_loss, rtol=2e-4, atol=1e-6)
-        np.testing.assert_allclose(res["history"].test_accuracy[i], out.history.test_accuracy)
-        np.testing.assert_allclose(res["relevant_share"][i], parity_grid.relevant_share(out.params["W_in"], 2),
-                                   rtol=2e-4)
+        params, train_loss, test_accuracy = _plain_optax_run(cfg, n, hid, wd, seed)
+        np.testing.assert_allclose(res["history"].train_loss[i], train_loss, rtol=2e-4, atol=1e-6)
+        np.testing.assert_allclose(res["history"].test_accuracy[i], test_accuracy)
+        np.testing.assert_allclose(res["relevant_share"][i], parity_grid.relevant_share(params["W_in"], 2), rtol=2e-4)
+        alone, _, _ = parity_grid.train_grid(cfg, {k: v[i:i + 1] for k, v in runs.items()})
+        np.testing.assert_allclose(alone["history"].train_loss[0], train_loss, rtol=2e-4, atol=1e-6)
+
+
+def test_buckets_change_only_round_off_and_seeds_are_their_own():
+    """Train sizes in buckets (``max_pad_ratio=1.3``) or one padded set: the same runs up
+    to round-off; a seed's numbers do not depend on the other seeds in its grid."""
+    cfg = parity_grid.ParityConfig(train_sizes=(20, 60), hidden_sizes=(4,), weight_decays=(0.1,), seeds=3, steps=30,
+                                   n_history=3, n_bits=8, n_relevant=2, n_test=64)
+    runs = parity_grid.grid(cfg)
+    padded, _, _ = parity_grid.train_grid(cfg, runs)
+    buckets, _, _ = parity_grid.train_grid(cfg, runs, max_pad_ratio=1.3)
+    np.testing.assert_allclose(buckets["history"].train_loss, padded["history"].train_loss, rtol=1e-4, atol=1e-6)
+    last = {k: v[runs["seed"] == 2] for k, v in runs.items()}
+    alone, _, _ = parity_grid.train_grid(cfg, last)
+    np.testing.assert_array_equal(alone["history"].test_loss, padded["history"].test_loss[runs["seed"] == 2])
+
+
+def test_modular_seeds_and_axes_are_laid_out_in_order():
+    """``train_seeds`` over an lr axis: runs in (lr, seed) order, each the run trained alone."""
+    cfg = modular_addition.ModularConfig(p=11, n_embed=6, n_hidden=8, seeds=2, steps=20, n_history=2,
+                                         precision="float32")
+    res, _, _ = modular_addition.train_seeds(cfg, "factored", {"lr": [1e-3, 1e-2]}, snapshot=True)
+    assert res.history.train_loss.shape == (4, 2) and res.params["embed"].shape == (4, 11, 6)
+    assert res.history.params["W_in"].shape == (4, 2, 11, 8)
+    alone, _, _ = modular_addition.train_seeds(dataclasses.replace(cfg, lr=1e-2), "factored", seeds=[1])
+    np.testing.assert_array_equal(alone.history.test_loss[0], res.history.test_loss[3])
+    np.testing.assert_array_equal(alone.params["in_proj"][0], res.params["in_proj"][3])
 
 
 def test_outcome_classes_follow_the_documented_thresholds():

@@ -9,7 +9,7 @@ from jaxmem import data, results, train
 from jaxmem.models import relu_output
 from jaxmem.studies.smdd import settings as smdd_settings
 from jaxmem.studies.smdd import smdd
-from jaxmem.sweep import Sweep, _keys, dataset_key, fresh_batch, run_sweep
+from jaxmem.sweep import Sweep, data_key, fresh_batch, fresh_rows, init_key, run_sweep
 
 
 def test_fresh_batches_differ_per_step_and_repeat_per_key(key):
@@ -36,28 +36,27 @@ def test_fresh_sweep_equals_a_hand_built_loop():
     cfg = train.TrainConfig(n_features=n, n_hidden=2, steps=12, n_history=3)
     sweep = Sweep(T=(T,), sparsity=S, data_seeds=1, n_test=16, fresh=True, lr=(3e-2,))
     a = run_sweep(cfg, sweep, progress=False, chunks=3).arrays
-    data_root, init_root, _ = _keys(sweep)
-    data_key = dataset_key(data_root, T, 0)
+    key = data_key(sweep, 0)
     hyper = train.Hyper(3e-2, 1e-2, 1.0)
-    params = relu_output.init(jax.random.fold_in(dataset_key(init_root, T, 0), 0), n, 2)
+    params = relu_output.init(init_key(sweep, 0), n, 2)
     opt = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, 3e-2, cfg.warmup_steps, cfg.steps, 0.0),
                       weight_decay=1e-2)
     state, loss, w, history = opt.init(params), train.loss_fn(cfg), jnp.ones(T), []
     for step in range(cfg.steps):
-        value, grads = jax.value_and_grad(loss)(params, fresh_batch(data_key, step, T, n, S), w)
-        if (step + 1) % cfg.log_every == 0:
+        value, grads = jax.value_and_grad(loss)(params, fresh_batch(key, step, T, n, S), w)
+        if step > 0 and step % cfg.log_every == 0:  # the loss after `step` updates, on that step's batch
             history.append(float(value))
         updates, state = opt.update(grads, state, params)
         params = optax.apply_updates(params, updates)
     cell = (0, 0, 0, 0, 0)
     np.testing.assert_allclose(a["W"][cell], np.asarray(params["W"]), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(a["b"][cell], np.asarray(params["b"]), rtol=1e-4, atol=1e-6)
+    # train_loss (and the last history point) is measured on the data seed's own set, which no step trained on
+    x = fresh_rows(key, T, n, S)
+    history.append(float(loss(params, x, w)))
     np.testing.assert_allclose(a["history"][cell], history, rtol=1e-4)
-    # train_loss is measured on the data seed's own set, which no step trained on
-    x = data.sparse_features(data_key, T, n, S)
-    np.testing.assert_allclose(a["train_loss"][cell], float(loss(params, x, w)), rtol=1e-4)
-    one = train.train(cfg, hyper, jax.random.fold_in(dataset_key(init_root, T, 0), 0), x,
-                      fresh=lambda step: fresh_batch(data_key, step, T, n, S))
+    np.testing.assert_allclose(a["train_loss"][cell], history[-1], rtol=1e-4)
+    one = train.train(cfg, hyper, init_key(sweep, 0), x, fresh=lambda step: fresh_batch(key, step, T, n, S))
     np.testing.assert_allclose(np.asarray(one.params["W"]), np.asarray(params["W"]), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(np.asarray(one.history), history, rtol=1e-4)
 

@@ -11,7 +11,7 @@ from jaxmem.studies.smdd import modelwise as smdd_modelwise
 from jaxmem.studies.smdd import phase as smdd_phase
 from jaxmem.studies.smdd import repeat as smdd_repeat
 from jaxmem.studies.smdd import variants as smdd_variants
-from jaxmem.sweep import Sweep, _keys, dataset_key
+from jaxmem.sweep import Sweep, data_key, holdout_key
 
 CFG = train.TrainConfig(n_features=60, n_hidden=2, steps=60, n_history=10)
 SWEEP = Sweep(T=(8, 20), sparsity=0.9, data_seeds=2, n_test=200, max_pad_ratio=10.0)  # one bucket
@@ -55,7 +55,7 @@ def test_variants_tiny_run_evaluates_each_model_as_configured(monkeypatch, tmp_p
     saved = results.load_arrays(tmp_path / "runs.npz")
     np.testing.assert_allclose(rows["mean"]["test_loss"], saved["mean_test_loss"][:, 0, 0, 0].mean(-1) * 60, rtol=1e-6)
     # the hidden-ReLU model's test loss, recomputed on the same test set
-    test = data.to_dense(data.sparse_rows(_keys(SWEEP)[2], SWEEP.n_test, 60, SWEEP.sparsity), 60)
+    test = data.to_dense(data.sparse_rows(holdout_key(SWEEP), SWEEP.n_test, 60, SWEEP.sparsity), 60)
     params = {"W": saved["hidden_relu_W"][1, 0, 0, 0, 0], "b": saved["hidden_relu_b"][1, 0, 0, 0, 0]}
     with_relu = float(relu_output.loss(params, test, hidden_relu=True))
     np.testing.assert_allclose(saved["hidden_relu_test_loss"][1, 0, 0, 0, 0], with_relu, rtol=1e-5)
@@ -130,7 +130,7 @@ def test_repeat_slot_tiny_run(monkeypatch, tmp_path):
     for c in cells:
         for s, r in enumerate(c["per_seed"]):
             W, b = saved[f"R{c['R']}_W"][0, 0, 0, 0, s], saved[f"R{c['R']}_b"][0, 0, 0, 0, s]
-            x0 = np.asarray(data.sparse_features(dataset_key(_keys(sweep)[0], 20, s), 1, 60, 0.9))[0]
+            x0 = np.asarray(data.sparse_features(data_key(sweep, s), 1, 60, 0.9))[0]
             assert r["n_learned"] == int(saved[f"R{c['R']}_n_learned"][0, 0, 0, 0, s])
             loss = float(relu_output.example_losses({"W": jnp.asarray(W), "b": jnp.asarray(b)}, jnp.asarray(x0)))
             assert r["relative_loss"] == pytest.approx(loss / float(np.sum(x0**2)), rel=1e-4)

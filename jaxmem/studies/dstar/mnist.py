@@ -3,8 +3,9 @@
 Hobbhahn, "More findings on maximal data dimensionality" (SPEC §2). A one-hidden-
 layer ReLU MLP is trained on a subset of MNIST; D* of every training point is the
 leverage of its hidden vector (``dstar.exact``, in float64 by default so that
-``sum D* = rank = live neurons`` holds). Parts, each one vmapped program where
-shapes allow, saved as it finishes:
+``sum D* = rank = live neurons`` holds). The classifier trains through the
+package's grid trainer (``classifier.fit``: ``train.run_grid``), one grid of runs
+per part where shapes and update counts allow. Parts, each saved as it finishes:
 
 - ``inputs``: raw vs L2-normalised inputs; where the misclassified training points
   fall along the sorted D* curve and which classes sit where (a, b, c);
@@ -36,12 +37,11 @@ import numpy as np
 import scipy.stats
 import threadpoolctl
 
-from jaxmem import dstar, mnist, results, stats, train
+from jaxmem import dstar, mnist, presets, results, stats, train
 from jaxmem.models import mlp, relu_output
 from jaxmem.progress import Progress
 from jaxmem.studies.dstar import classifier
 from jaxmem.studies.dstar import figures as figures_dstar
-from jaxmem.studies.dstar.classifier import Data, FitConfig, Hyper
 
 DESCRIPTION = "D* on MNIST: an MLP classifier (inputs, errors, classes, sizes, seeds, decay, training) + autoencoder"
 ACCEPTS_DATA = True
@@ -144,7 +144,8 @@ PRESETS = {
 }
 
 
-def preset(name: str, seeds: int | None = None) -> Preset:
+def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> Preset:
+    """The preset with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     p = PRESETS[name]
@@ -152,7 +153,7 @@ def preset(name: str, seeds: int | None = None) -> Preset:
         if seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {seeds!r}")
         p = dataclasses.replace(p, seeds=int(seeds))
-    return p
+    return presets.override(p, overrides)
 
 
 # ---------------------------------------------------------------- data
@@ -212,18 +213,17 @@ def _key(p: Preset, i: int):
     return jax.random.fold_in(jax.random.key(p.seed), i)
 
 
-def _fit_config(p: Preset, n_hidden: int, steps: int | None = None, checkpoints=()) -> FitConfig:
-    return FitConfig(n_hidden=n_hidden, steps=steps or p.steps, batch_size=p.batch_size, schedule=p.schedule,
-                     n_history=min(p.n_history, steps or p.steps), checkpoints=tuple(checkpoints))
-
-
-def _fit(timing: dict, cfg: FitConfig, hyper: Hyper, keys, data: Data, data_axes=None):
-    """``classifier.fit_runs`` compiled ahead of time, so compile and run are timed apart."""
-    run, compile_seconds = classifier.compile_runs(cfg, hyper, keys, data, data_axes)
-    start = time.perf_counter()
-    out = jax.device_get(run())
-    timing["compile"] += compile_seconds
-    timing["train"] += time.perf_counter() - start
+def _fit(timing: dict, p: Preset, data: dict, grid: dict, n_hidden: int | None = None, steps: int | None = None,
+         checkpoints=(), lr: float | None = None) -> classifier.Fit:
+    """``classifier.fit`` (``run_grid``) with the preset's training settings: the runs of
+    ``grid`` (``seed`` picks init and minibatch order from the grid key ``p.seed``),
+    compile and training timed apart."""
+    steps = steps or p.steps
+    out = classifier.fit(data, grid, steps, n_hidden=n_hidden or p.n_hidden, lr=p.lr if lr is None else lr,
+                         weight_decay=p.weight_decay, batch_size=p.batch_size, schedule=p.schedule,
+                         n_history=p.n_history, checkpoints=checkpoints, seed=p.seed)
+    timing["compile"] += out.compile_seconds
+    timing["train"] += out.train_seconds
     return out
 
 
@@ -365,21 +365,22 @@ def _correct(params, x, labels):
     return np.asarray(jax.vmap(mlp.correct, in_axes=(0, 0 if x.ndim == 3 else None, None))(params, x, labels))
 
 
-def _train_data(pool: Pool, n: int, normalized: bool = True) -> Data:
+def _train_data(pool: Pool, n: int, normalized: bool = True) -> dict:
+    """The first ``n`` training rows as ``classifier.fit``'s data (``x``, ``labels``)."""
     x = pool.normalized if normalized else pool.raw
-    return Data(jnp.asarray(x[:n]), jnp.asarray(pool.labels[:n]), jnp.ones(n, jnp.float32))
+    return {"x": jnp.asarray(x[:n]), "labels": jnp.asarray(pool.labels[:n])}
 
 
 # ---------------------------------------------------------------- parts
 
 
 def part_inputs(p: Preset, pool: Pool, timing: dict, done: dict):
-    """(a, b, c): raw vs L2-normalised inputs, one vmapped program of two runs."""
+    """(a, b, c): raw vs L2-normalised inputs, one program of two runs (the ``input``
+    axis; the same init and minibatch order)."""
     n = p.n_train
     x_RxNxI = np.stack([pool.raw[:n], pool.normalized[:n]])
-    data = Data(jnp.asarray(x_RxNxI), jnp.asarray(pool.labels[:n]), jnp.ones(n, jnp.float32))
-    keys = jnp.stack([_key(p, 0)] * 2)
-    fit = _fit(timing, _fit_config(p, p.n_hidden), Hyper(p.lr, p.weight_decay), keys, data, Data(0, None, None))
+    data = {"x": jnp.asarray(x_RxNxI.transpose(1, 0, 2)), "labels": jnp.asarray(pool.labels[:n])}
+    fit = _fit(timing, p, data, {"seed": [0], "input": [0, 1]})
     ds = _dstar(timing, p, _hidden(fit.params, x_RxNxI), solve=True)
     wrong = ~_correct(fit.params, x_RxNxI, pool.labels[:n])
     test_x = np.stack([pool.test_raw, pool.test_normalized])
@@ -398,7 +399,8 @@ def part_inputs(p: Preset, pool: Pool, timing: dict, done: dict):
     arrays = {"dstar": ds["dstar"], "wrong": wrong, "labels": labels, "images": pool.images[:n],
               "file_index": pool.index[:n],
               "input_norm": input_norm, "train_accuracy": fit.accuracy, "test_accuracy": test_acc,
-              "history_step": fit.history.step, "history_accuracy": fit.history.accuracy,
+              "history_step": np.broadcast_to(fit.history.step, fit.history.loss.shape),
+              "history_accuracy": fit.history.accuracy,
               "history_loss": fit.history.loss, "total": ds["total"], "rank": ds["rank"], "live": ds["live"]}
     return res, arrays, 2
 
@@ -413,9 +415,9 @@ def part_hidden_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
     data = _train_data(pool, p.n_train)
     curves, models, acc = [], {}, []
     for m in p.hidden_sizes:
-        fit = _fit(timing, _fit_config(p, m), Hyper(p.lr, p.weight_decay), _key(p, 0)[None], data)
-        ds = _dstar(timing, p, _hidden(fit.params, data.x))
-        wrong = ~_correct(fit.params, data.x, data.labels)
+        fit = _fit(timing, p, data, {"seed": [0]}, n_hidden=m)
+        ds = _dstar(timing, p, _hidden(fit.params, data["x"]))
+        wrong = ~_correct(fit.params, data["x"], data["labels"])
         models[str(m)] = _model(ds, 0, wrong[0], fit.accuracy[0], thresholds=p.tail_thresholds)
         curves.append(ds["dstar"][0])
         acc.append(fit.accuracy[0])
@@ -426,11 +428,11 @@ def part_hidden_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
                  "train_accuracy": np.array(acc), "spearman": rho}, len(p.hidden_sizes)
 
 
-def _grid_part(p: Preset, pool: Pool, timing: dict, hyper: Hyper, keys, labels: list, name: str):
+def _grid_part(p: Preset, pool: Pool, timing: dict, grid: dict, labels: list, name: str):
     data = _train_data(pool, p.n_train)
-    fit = _fit(timing, _fit_config(p, p.n_hidden), hyper, keys, data)
-    ds = _dstar(timing, p, _hidden(fit.params, data.x))
-    wrong = ~_correct(fit.params, data.x, data.labels)
+    fit = _fit(timing, p, data, grid)
+    ds = _dstar(timing, p, _hidden(fit.params, data["x"]))
+    wrong = ~_correct(fit.params, data["x"], data["labels"])
     rho = _spearman(p, ds["dstar"])
     models = [_model(ds, r, wrong[r], fit.accuracy[r], thresholds=p.tail_thresholds) for r in range(len(labels))]
     res = {name: labels, "models": models, "spearman": _listed(rho), "tail": tail_table(models)}
@@ -440,39 +442,39 @@ def _grid_part(p: Preset, pool: Pool, timing: dict, hyper: Hyper, keys, labels: 
 
 
 def part_seeds(p: Preset, pool: Pool, timing: dict, done: dict):
-    """(e): ``p.seeds`` init/shuffle seeds, one vmapped program."""
-    keys = jnp.stack([_key(p, s) for s in range(p.seeds)])
-    return _grid_part(p, pool, timing, Hyper(p.lr, p.weight_decay), keys, list(range(p.seeds)), "seeds")
+    """(e): ``p.seeds`` init/shuffle seeds, one program."""
+    seeds = list(range(p.seeds))
+    return _grid_part(p, pool, timing, {"seed": seeds}, seeds, "seeds")
 
 
 def part_weight_decay(p: Preset, pool: Pool, timing: dict, done: dict):
-    """(g): weight decays, one vmapped program (seed 0 for all)."""
-    wd = jnp.asarray(p.weight_decays, jnp.float32)
-    keys = jnp.stack([_key(p, 0)] * len(p.weight_decays))
-    return _grid_part(p, pool, timing, Hyper(p.lr, wd), keys, list(p.weight_decays), "weight_decays")
+    """(g): weight decays, one program (seed 0 for all)."""
+    return _grid_part(p, pool, timing, {"seed": [0], "weight_decay": list(p.weight_decays)},
+                      list(p.weight_decays), "weight_decays")
 
 
 def part_dataset_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
-    """(f): nested training sets, padded to the largest and masked; every size gets
-    ``p.epochs`` epochs (a traced horizon inside one scan)."""
+    """(f): nested training sets (``n_train``: the first rows of the pool), each trained
+    for ``p.epochs`` epochs in its own program (the update counts differ); the curves
+    padded to the largest set with D* 0."""
     sizes = sorted(p.dataset_sizes)
     n_pad = sizes[-1]
     weights = (np.arange(n_pad)[None, :] < np.array(sizes)[:, None]).astype(np.float32)
-    horizons = np.array([p.epochs * _per_epoch(n, p.batch_size) for n in sizes], np.float32)
-    data = Data(jnp.asarray(pool.normalized[:n_pad]), jnp.asarray(pool.labels[:n_pad]), jnp.asarray(weights))
-    cfg = _fit_config(p, p.n_hidden, steps=int(horizons.max()))
-    keys = jnp.stack([_key(p, 0)] * len(sizes))
-    fit = _fit(timing, cfg, Hyper(p.lr, p.weight_decay, 1.0, jnp.asarray(horizons)), keys, data, Data(None, None, 0))
-    h = _hidden(fit.params, data.x) * weights[:, :, None]
+    updates = [p.epochs * _per_epoch(n, p.batch_size) for n in sizes]
+    data = _train_data(pool, n_pad)
+    fits = [_fit(timing, p, data, {"seed": [0], "n_train": [n]}, steps=s) for n, s in zip(sizes, updates)]
+    params = jax.tree.map(lambda *a: np.concatenate(a), *[f.params for f in fits])
+    accuracy = np.concatenate([f.accuracy for f in fits])
+    h = _hidden(params, data["x"]) * weights[:, :, None]
     ds = _dstar(timing, p, h)
-    wrong = ~_correct(fit.params, data.x, data.labels) & (weights > 0)
+    wrong = ~_correct(params, data["x"], data["labels"]) & (weights > 0)
     common = sizes[0]
     rho = _spearman(p, ds["dstar"][:, :common])
-    res = {"dataset_sizes": sizes, "updates": horizons.astype(int).tolist(),
-           "models": [_model(ds, r, wrong[r], fit.accuracy[r], n=n, thresholds=p.tail_thresholds)
+    res = {"dataset_sizes": sizes, "updates": updates,
+           "models": [_model(ds, r, wrong[r], accuracy[r], n=n, thresholds=p.tail_thresholds)
                       for r, n in enumerate(sizes)],
            "spearman_common_points": _listed(rho), "n_common_points": common}
-    arrays = {"dstar": ds["dstar"], "wrong": wrong, "dataset_sizes": np.array(sizes), "train_accuracy": fit.accuracy,
+    arrays = {"dstar": ds["dstar"], "wrong": wrong, "dataset_sizes": np.array(sizes), "train_accuracy": accuracy,
               "spearman": rho}
     return res, arrays, len(sizes)
 
@@ -485,12 +487,11 @@ def part_training(p: Preset, pool: Pool, timing: dict, done: dict):
     batches = list(range(min(p.first_batches, p.steps) + 1))
     steps = sorted(set(epochs) | set(batches))
     data = _train_data(pool, p.n_train)
-    fit = _fit(timing, _fit_config(p, p.n_hidden, checkpoints=steps), Hyper(p.lr, p.weight_decay),
-               _key(p, 0)[None], data)
+    fit = _fit(timing, p, data, {"seed": [0]}, checkpoints=steps)
     ckpt = jax.tree.map(lambda a: a[0], fit.checkpoints)  # [K, ...]
-    h = np.asarray(classifier.hidden_at(ckpt, data.x))
+    h = np.asarray(classifier.hidden_at(ckpt, data["x"]))
     ds = _dstar(timing, p, h)
-    correct = np.asarray(jax.vmap(mlp.correct, in_axes=(0, None, None))(ckpt, data.x, data.labels))
+    correct = np.asarray(jax.vmap(mlp.correct, in_axes=(0, None, None))(ckpt, data["x"], data["labels"]))
     acc = correct.mean(-1)
     at = {s: i for i, s in enumerate(steps)}
     e_idx, b_idx = [at[s] for s in epochs], [at[s] for s in batches]
@@ -506,15 +507,14 @@ def part_training(p: Preset, pool: Pool, timing: dict, done: dict):
 
 
 def part_error_rates(p: Preset, pool: Pool, timing: dict, done: dict):
-    """(i): independent models trained from scratch for ``horizons`` updates (each
-    schedule spans its own horizon), one program; errors per D* decile."""
+    """(i): models trained from scratch (one init and minibatch order, seed 1000) for
+    ``horizons`` updates, each schedule spanning its own horizon (a traced ``horizon``
+    axis), one program; errors per D* decile."""
     horizons = sorted(p.horizons)
     data = _train_data(pool, p.n_train)
-    keys = jnp.stack([_key(p, 1000 + i) for i in range(len(horizons))])
-    hyper = Hyper(p.lr, p.weight_decay, 1.0, jnp.asarray(horizons, jnp.float32))
-    fit = _fit(timing, _fit_config(p, p.n_hidden, steps=horizons[-1]), hyper, keys, data)
-    ds = _dstar(timing, p, _hidden(fit.params, data.x))
-    wrong = ~_correct(fit.params, data.x, data.labels)
+    fit = _fit(timing, p, data, {"seed": [1000], "horizon": horizons}, steps=horizons[-1])
+    ds = _dstar(timing, p, _hidden(fit.params, data["x"]))
+    wrong = ~_correct(fit.params, data["x"], data["labels"])
     res = {"updates": horizons, "models": [_model(ds, r, wrong[r], fit.accuracy[r], thresholds=p.tail_thresholds)
                                           for r in range(len(horizons))]}
     res["train_error"] = [1 - m["train_accuracy"] for m in res["models"]]
@@ -605,13 +605,13 @@ def part_target_error(p: Preset, pool: Pool, timing: dict, done: dict):
     rows, held = pool.perm[:n], pool.perm[n:]
     x = jnp.asarray(_unit_rows(pool.file_raw[rows]))
     labels = pool.file_labels[rows]
-    data = Data(x, jnp.asarray(labels), jnp.ones(n, jnp.float32))
+    data = {"x": x, "labels": jnp.asarray(labels)}
     per_epoch = _per_epoch(n, p.batch_size)
     epochs = sorted(p.target_epochs)
-    grid = [(s, e) for s in range(p.target_seeds) for e in epochs]
-    keys = jnp.stack([_key(p, 2000 + s) for s, _ in grid])
-    hyper = Hyper(p.target_lr, p.weight_decay, 1.0, jnp.asarray([e * per_epoch for _, e in grid], jnp.float32))
-    fit = _fit(timing, _fit_config(p, p.n_hidden, steps=epochs[-1] * per_epoch), hyper, keys, data)
+    grid = [(s, e) for s in range(p.target_seeds) for e in epochs]  # run_grid's order: seed, then horizon
+    fit = _fit(timing, p, data, {"seed": [2000 + s for s in range(p.target_seeds)],
+                                 "horizon": [e * per_epoch for e in epochs]},
+               steps=epochs[-1] * per_epoch, lr=p.target_lr)
     wrong = ~_correct(fit.params, x, labels)
     test_acc = None
     if held.size:
@@ -670,15 +670,15 @@ def config_dict(p: Preset, pool_info: dict) -> dict:
 
 
 def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, data_dir=None,
-        progress=None) -> dict:
+        progress=None, overrides: dict | None = None) -> dict:
     """Run every part, writing ``<part>.npz``, its figures and ``summary.json`` as each
     part finishes; with ``resume``, parts already saved under the same config are kept
     (``wall_seconds`` then adds the time they took when they ran)."""
-    p = preset(preset_name, seeds)
+    p = preset(preset_name, seeds, overrides)
     out = Path(out)
     start = time.perf_counter()
     pool = load_pool(p, data_dir)
-    config = config_dict(p, pool.info)
+    config = presets.record_overrides(config_dict(p, pool.info), overrides)
     summary_path = out / "summary.json"
     previous = {}
     if resume and summary_path.exists():
@@ -687,8 +687,8 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, d
             raise ValueError(f"--resume: {summary_path} was made with another config; use a new --out")
     if not isinstance(progress, Progress):
         progress = Progress(len(p.parts), enabled=progress)
-    summary = {"experiment": "dstar-mnist", "preset": preset_name, **results.device_info(), "n_runs": 0, "wall_seconds": 0.0,
-               "compile_seconds": 0.0, "config": config, "results": {}, "parts_done": []}
+    summary = results.summary("dstar-mnist", preset_name, {"n_runs": 0, "wall_seconds": 0.0,
+               "compile_seconds": 0.0, "config": config, "results": {}, "parts_done": []})
     done, reused = {}, 0.0  # reused: seconds the parts loaded from a previous run took then
     for name in p.parts:
         path = out / f"{name}.npz"
@@ -704,7 +704,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, d
             results.save_arrays(path, arrays)
             label = f"{name} done"
         done[name] = arrays
-        figures_dstar.draw(name, arrays, out)
+        draw(out, summary, parts=[name])  # each part's figures as soon as it is saved
         summary["results"][name] = res
         summary["parts_done"].append(name)
         summary["n_runs"] += n_runs
@@ -714,3 +714,14 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, d
         results.save_json(summary_path, summary)
         progress.update(1, label)
     return summary
+
+
+def draw(out, summary: dict | None = None, parts=None) -> None:
+    """The figures of every part of a ``dstar-mnist`` run (``parts``, default: the
+    summary's ``parts_done``) from its ``<part>.npz`` files."""
+    out = Path(out)
+    if parts is None:
+        summary = results.load_json(out / "summary.json") if summary is None else summary
+        parts = summary.get("parts_done", [])
+    for name in parts:
+        figures_dstar.draw(name, results.load_arrays(out / f"{name}.npz"), out)

@@ -12,7 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxmem import dstar, results
+from jaxmem import dstar, presets, results
 from jaxmem.studies.smdd import figures, smdd
 
 DESCRIPTION = "D* curves of the training examples for every T of an smdd sweep (--from DIR or run it)"
@@ -30,12 +30,15 @@ def _timed(fn, *args):
     return value, t2 - t1, max(0.0, (t1 - t0) - (t2 - t1))
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, source=None, progress=None) -> dict:
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, source=None, progress=None,
+        overrides: dict | None = None) -> dict:
     out = Path(out)
     start = time.perf_counter()
-    if source is None:  # train the sweep first, into out/smdd
+    if source is not None and overrides:
+        raise ValueError(f"--set {', '.join(overrides)} does not apply with --from: the sweep is the source's")
+    if source is None:  # train the sweep first, into out/smdd (--set applies to it)
         source = out / "smdd"
-        smdd.run(preset_name, source, seeds=seeds, resume=resume, progress=progress)
+        smdd.run(preset_name, source, seeds=seeds, resume=resume, progress=progress, overrides=overrides)
     source = Path(source)
     summary_path, arrays_path = source / "summary.json", source / "runs.npz"
     if not summary_path.exists():
@@ -66,11 +69,21 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, s
                                     "live": int(solved.live[i, s]), "converged": bool(solved.converged[i, s])}
                                    for s in range(exact.shape[1])],
                      "solve_max_abs_error": float(np.abs(np.asarray(solved.dstar)[i][:, :t] - d).max())})
-    summary = {"experiment": "dstar-smdd", "preset": preset_name, **results.device_info(),
-               "n_runs": int(exact.shape[0] * exact.shape[1]), "wall_seconds": time.perf_counter() - start,
-               "compile_seconds": exact_compile + solve_compile, "config": {"source": str(source), "smdd": config},
+    summary = results.summary("dstar-smdd", preset_name, {"n_runs": int(exact.shape[0] * exact.shape[1]), "wall_seconds": time.perf_counter() - start,
+               "compile_seconds": exact_compile + solve_compile,
+               "config": presets.record_overrides({"source": str(source), "smdd": config}, overrides),
                "results": {"by_T": by_T, "all_converged": bool(np.all(solved.converged)),
-                           "exact_seconds": exact_seconds, "solve_seconds": solve_seconds}}
+                           "exact_seconds": exact_seconds, "solve_seconds": solve_seconds}})
     results.save_json(out / "summary.json", summary)
-    figures.dstar_curves(T, exact, out / "dstar_curves.png")
+    draw(out, summary, nested=False)  # smdd.run drew the sweep's own figures
     return summary
+
+
+def draw(out, summary: dict | None = None, nested: bool = True) -> None:
+    """The D* curves of a ``dstar-smdd`` run from its ``dstar.npz``; with ``nested``, also
+    the figures of the sweep it trained into ``out/smdd`` (none with ``--from``)."""
+    out = Path(out)
+    arrays = results.load_arrays(out / "dstar.npz")
+    figures.dstar_curves([int(t) for t in arrays["T"]], arrays["dstar_exact"], out / "dstar_curves.png")
+    if nested and (out / "smdd" / "summary.json").is_file() and (out / "smdd" / "runs.npz").is_file():
+        smdd.draw(out / "smdd")

@@ -1,16 +1,18 @@
-"""Full-batch training of the grokking models, and what a run's history says about it.
+"""The grokking study's models on the package's trainer, and the outcomes of a run's history.
 
-``train`` maps one run (initial params, a ``tasks.Split``, ``GrokHyper``) to its final
-params and a history of train/test loss and accuracy; a grid is ``jax.vmap`` of it, so
-every numeric setting (lr, weight decay, betas, init scale) is traced and a whole grid
-is one program. Static choices (optimizer, decay, loss, step count) live in
-``GrokConfig``. The explorable's setting (SPEC §3) is AdamW with decoupled decay and a
-constant learning rate on the full training set.
+``grid_model`` turns a model (``apply``, an init from a key) into ``run_grid``'s
+``init``, per-example ``loss`` and ``observe`` (train/test loss and accuracy at every
+history point); ``fit`` trains a grid of them with ``jaxmem.train.run_grid`` in the
+explorable's setting (SPEC §3): AdamW with decoupled decay (or SGD with momentum) and a
+constant learning rate on the full training set. Every numeric setting (lr, weight
+decay, betas, init scale) is a traced grid axis; static choices (optimizer, decay, loss,
+step count) live in ``GrokConfig``. A study seed ``s`` (grid axis ``RUN_SEED``) draws
+its split and init from ``fold_in(key(root), s)``. The rest of the module reads a run's
+history: memorisation and generalisation steps, outcome classes, loss ratios.
 """
 from __future__ import annotations
 
 import dataclasses
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -18,10 +20,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxmem.tasks import Split
-from jaxmem.train import Logged
+from jaxmem.train import GridResult, Logged, run_grid
 
 OPTIMIZERS = ("adamw", "sgd")
 DECAYS = ("l2", "l1")
@@ -77,16 +78,6 @@ class GrokConfig(Logged):
         return self.log_every * np.arange(1, self.n_records + 1)
 
 
-class GrokHyper(NamedTuple):
-    """What a grid varies, traced. Defaults are the explorable's modular addition."""
-
-    lr: Any = 1e-3
-    weight_decay: Any = 1.0
-    b1: Any = 0.9
-    b2: Any = 0.98
-    init_scale: Any = 1.0
-
-
 class History(NamedTuple):
     train_loss: jax.Array
     test_loss: jax.Array
@@ -125,59 +116,161 @@ def evaluate(cfg: GrokConfig, logits, labels, weights=None) -> tuple[jax.Array, 
     return _weighted_mean(losses, weights), _weighted_mean(correct, weights)
 
 
-def direction(cfg: GrokConfig, hyper: GrokHyper) -> optax.GradientTransformation:
-    """The optimizer's update direction before decay and lr: Adam's or momentum's."""
-    if cfg.optimizer == "adamw":
-        return optax.scale_by_adam(b1=hyper.b1, b2=hyper.b2, eps=cfg.eps)
-    return optax.trace(decay=hyper.b1)
+#: the grid axis of the study's seeds, traced into ``hp``: seed ``s`` draws its run's split
+#: and init from ``fold_in(key(root), s)`` (``seed_keys``), so a run's numbers do not
+#: depend on the grid around it. (``run_grid``'s own ``seed`` axis, whose keys differ, is
+#: not used.)
+RUN_SEED = "run_seed"
+#: the hyperparameters a grid may trace, with the explorable's modular-addition values
+HYPER = {"lr": 1e-3, "weight_decay": 1.0, "b1": 0.9, "b2": 0.98, "init_scale": 1.0}
 
 
-def with_l1(cfg: GrokConfig, hyper: GrokHyper, params, grads):
-    """``grads + wd * sign(w)`` for ``decay="l1"`` (the explorable's ``l1_regularizer``), else ``grads``."""
-    if cfg.decay != "l1":
-        return grads
-    return jax.tree.map(lambda g, w: g + (hyper.weight_decay * jnp.sign(w)).astype(g.dtype), grads, params)
+def seed_keys(root: int, seed) -> tuple[jax.Array, jax.Array]:
+    """(data key, init key) of study seed ``seed`` under the root seed ``root``."""
+    k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(root), seed))
+    return k_data, k_init
 
 
-def decayed(cfg: GrokConfig, hyper: GrokHyper, params, step_dir):
-    """One step ``w - lr * dir``, with AdamW's decoupled ``- lr * wd * w`` for ``decay="l2"``
-    (Loshchilov & Hutter 2019); each param keeps its dtype."""
-    wd = hyper.weight_decay if cfg.decay == "l2" else 0.0
-    return jax.tree.map(lambda w, d: (w - hyper.lr * (d + wd * w)).astype(w.dtype), params, step_dir)
+def stack_splits(splits: list[Split]) -> tuple[dict, dict]:
+    """Per-seed splits (the same shapes) as ``run_grid``'s fixed data and ``aux``:
+    ``{"inputs", "labels"}`` with train rows ``[N, seed, ...]`` (the example axis first:
+    ``run_grid`` weighs rows past a run's ``n_train`` 0; the splits' own weights are not
+    used) and test rows ``[seed, N_test, ...]``."""
+    stack = lambda axis, *leaves: jnp.stack(leaves, axis)
+    train = {"inputs": jax.tree.map(lambda *a: stack(1, *a), *[s.train_inputs for s in splits]),
+             "labels": stack(1, *[s.train_labels for s in splits])}
+    test = {"inputs": jax.tree.map(lambda *a: stack(0, *a), *[s.test_inputs for s in splits]),
+            "labels": stack(0, *[s.test_labels for s in splits])}
+    return train, test
 
 
-def train(cfg: GrokConfig, apply: Callable, hyper: GrokHyper, params, data: Split,
-          snapshot: Callable | None = None) -> GrokResult:
-    """Train one run from ``params`` for ``cfg.steps`` full-batch steps.
+def run_seed(hp) -> jax.Array:
+    """The study seed of a run, from its traced ``hp``."""
+    return jnp.asarray(hp[RUN_SEED]).astype(jnp.int32)
 
-    ``apply(params, inputs) -> logits [N, C]``. The history holds ``cfg.n_records``
-    points, each taken after ``cfg.log_every`` steps; with ``snapshot``, also
-    ``snapshot(params)`` at each.
+
+class GridModel(NamedTuple):
+    """``run_grid``'s model functions (see ``grid_model``); ``objective`` (None: the
+    trainer's weighted mean of ``loss``) is ``run_grid``'s scalar objective."""
+
+    init: Callable
+    loss: Callable
+    observe: Callable
+    evaluate: Callable | None
+    objective: Callable | None = None
+
+
+def apart(loss: Callable) -> Callable:
+    """``run_grid``'s scalar objective ``sum(w * loss) / sum(w)``, its value and its
+    gradient computed apart.
+
+    The trainer takes ``value_and_grad`` at each history point to record the objective;
+    XLA then compiles the cross-entropy's gradient with its value, and it rounds
+    differently (by an ulp) from the gradient alone, which Adam amplifies over a long
+    run. Here the gradient is always ``jax.grad`` of the mean alone and the value a
+    separate pass behind an ``optimization_barrier``, as the study's own loop did before
+    the port (its histories after every block, apart from the steps).
     """
-    opt = direction(cfg, hyper)
 
-    def loss_fn(p):
-        logits = apply(p, data.train_inputs)
-        return _weighted_mean(example_losses(logits, data.train_labels, cfg.loss, cfg.class_mean),
-                              data.train_weights.astype(logits.dtype))
+    def mean(params, batch, weights, hp):
+        return jnp.sum(weights * loss(params, batch, hp)) / jnp.sum(weights)
 
-    def step(carry, _):
-        params = carry["params"]
-        grads = with_l1(cfg, hyper, params, jax.grad(loss_fn)(params))
-        step_dir, opt_state = opt.update(grads, carry["opt_state"])
-        opt_state = jax.tree.map(lambda new, old: new.astype(old.dtype), opt_state, carry["opt_state"])
-        return {"params": decayed(cfg, hyper, params, step_dir), "opt_state": opt_state}, None
+    @jax.custom_vjp
+    def objective(params, batch, weights, hp):
+        return mean(params, batch, weights, hp)
 
-    def record(carry, _):
-        carry, _ = jax.lax.scan(step, carry, None, length=cfg.log_every)
-        p = carry["params"]
-        train_loss, train_acc = evaluate(cfg, apply(p, data.train_inputs), data.train_labels, data.train_weights)
-        test_loss, test_acc = evaluate(cfg, apply(p, data.test_inputs), data.test_labels)
-        return carry, History(train_loss, test_loss, train_acc, test_acc, None if snapshot is None else snapshot(p))
+    def forward(params, batch, weights, hp):
+        value = mean(jax.lax.optimization_barrier(params), batch, weights, hp)
+        return value, (params, batch, weights, hp)
 
-    carry = {"params": params, "opt_state": opt.init(params)}
-    carry, history = jax.lax.scan(record, carry, None, length=cfg.n_records)
-    return GrokResult(carry["params"], history)
+    def backward(res, g):
+        grads = jax.grad(mean)(*res)
+        return jax.tree.map(lambda x: (g * x).astype(x.dtype), grads), None, None, None
+
+    objective.defvjp(forward, backward)
+    return objective
+
+
+def grid_model(cfg: GrokConfig, apply: Callable, make_params: Callable, root: int, seeds,
+               snapshot: Callable | None = None, final: Callable | None = None) -> GridModel:
+    """``run_grid``'s functions for data from ``stack_splits`` of ``seeds`` (in order).
+
+    ``apply(params, inputs) -> logits [N, C]``; ``make_params(init key, hp) -> params``,
+    called with ``seed_keys(root, s)[1]`` for the run's study seed ``s = hp[RUN_SEED]``,
+    whose column of the data it trains on. ``observe`` records ``train_loss``,
+    ``test_loss``, ``train_accuracy``, ``test_accuracy`` (losses floored per example at
+    ``cfg.loss_floor``) and, with ``snapshot``, ``snapshot(params)``; ``evaluate`` returns
+    ``final(params)`` (a dict) after the last step.
+    """
+    seeds = np.asarray([int(s) for s in seeds], np.int32)
+    if len(set(seeds.tolist())) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds.tolist()}")
+
+    def column(hp):
+        return jnp.argmax(seeds == run_seed(hp))
+
+    def pick(tree, hp, axis):
+        c = column(hp)
+        return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, c, axis, keepdims=False), tree)
+
+    def init(key, hp):
+        return make_params(seed_keys(root, run_seed(hp))[1], hp)
+
+    def loss(params, batch, hp):
+        batch = pick(batch, hp, 1)
+        return example_losses(apply(params, batch["inputs"]), batch["labels"], cfg.loss, cfg.class_mean)
+
+    def observe(params, batch, weights, hp, aux):
+        params = jax.lax.optimization_barrier(params)  # evaluated apart from the step (see ``apart``)
+        train, test = pick(batch, hp, 1), pick(aux, hp, 0)
+        train_loss, train_accuracy = evaluate(cfg, apply(params, train["inputs"]), train["labels"], weights)
+        test_loss, test_accuracy = evaluate(cfg, apply(params, test["inputs"]), test["labels"])
+        out = {"train_loss": train_loss, "test_loss": test_loss, "train_accuracy": train_accuracy,
+               "test_accuracy": test_accuracy}
+        if snapshot is not None:
+            out["snapshot"] = snapshot(params)
+        return out
+
+    at_end = None if final is None else (lambda params, batch, weights, hp, aux: final(params))
+    return GridModel(init, loss, observe, at_end, apart(loss))
+
+
+def fit(cfg: GrokConfig, model: GridModel, train, test, grid: dict, *, hp_dtype=jnp.float32, b1: float = 0.9,
+        b2: float = 0.999, runs_batch: int | None = None, max_pad_ratio: float = 1.3, progress=None) -> GridResult:
+    """Train ``grid`` (axis -> values; ``RUN_SEED``, ``n_train`` and the traced ``HYPER``
+    names) with ``run_grid`` for ``cfg.steps`` full-batch steps at a constant lr.
+
+    ``b1``, ``b2``: Adam's betas where the grid has no such axis. With
+    ``optimizer="sgd"`` the ``b1`` axis (or ``b1``) is the momentum. Every record of the
+    result is ``[grid..., cfg.n_records]``, taken after ``cfg.log_every, 2 cfg.log_every,
+    ...`` steps (``cfg.history_steps``).
+    """
+    grid = dict(grid)
+    if cfg.optimizer == "sgd":
+        grid = {("momentum" if name == "b1" else name): values for name, values in grid.items()}
+        grid.setdefault("momentum", [b1])
+    loss = None if model.objective is not None else model.loss
+    return run_grid(model.init, loss, train, grid, cfg.steps, objective=model.objective, optimizer=cfg.optimizer,
+                    schedule="constant", warmup_frac=0.0, b1=b1, b2=b2, eps=cfg.eps, decay=cfg.decay,
+                    n_history=cfg.n_history, observe=model.observe, evaluate=model.evaluate, aux=test,
+                    runs_batch=runs_batch, max_pad_ratio=max_pad_ratio, hp_dtype=hp_dtype, progress=progress)
+
+
+def runs_first(tree, n_axes: int):
+    """Every leaf with its first ``n_axes`` (a grid's) axes flattened into one run axis."""
+    return jax.tree.map(lambda a: np.asarray(a).reshape((-1,) + np.shape(a)[n_axes:]), tree)
+
+
+def history_of(records: dict) -> History:
+    """The ``History`` of ``fit``'s records (``GridResult.records``)."""
+    return History(records["train_loss"], records["test_loss"], records["train_accuracy"], records["test_accuracy"],
+                   records.get("snapshot"))
+
+
+def grok_result(res: GridResult) -> GrokResult:
+    """``fit``'s result with the grid's axes flattened into one run axis, in the grid's order."""
+    n = len(res.axes)
+    return GrokResult(runs_first(res.params, n), history_of(runs_first(res.records, n)))
 
 
 def first_step(accuracy: np.ndarray, steps: np.ndarray, threshold: float = ACCURACY_THRESHOLD) -> np.ndarray:
@@ -255,28 +348,3 @@ def count_classes(code) -> np.ndarray:
 def outcome_counts(code: np.ndarray) -> dict:
     """``{class name: count}`` over all runs; the counts sum to the number of runs."""
     return {name: int(np.sum(np.asarray(code) == i)) for i, name in enumerate(OUTCOMES)}
-
-
-def map_runs(fn: Callable, batch: int | None = None) -> Callable:
-    """``fn`` over a leading run axis of all its arguments, inside one program.
-
-    ``batch=None`` picks ``jax.vmap`` on an accelerator and a plain ``lax.map`` on CPU,
-    where XLA runs batched (vmapped) small matmuls several times slower than one run at
-    a time; an integer maps ``batch`` vmapped runs at a time.
-    """
-    if batch is None:
-        batch = 0 if jax.default_backend() != "cpu" else 1
-    if batch == 0:
-        return jax.vmap(fn)
-    if batch == 1:
-        return lambda *args: jax.lax.map(lambda a: fn(*a), args)
-    return lambda *args: jax.lax.map(lambda a: fn(*a), args, batch_size=batch)
-
-
-def run_program(fn: Callable, *args) -> tuple[Any, float, float]:
-    """``jax.jit(fn)(*args)`` compiled ahead, fetched to host: (result, compile s, run s)."""
-    t0 = time.perf_counter()
-    program = jax.jit(fn).lower(*args).compile()
-    t1 = time.perf_counter()
-    result = jax.device_get(program(*args))
-    return result, t1 - t0, time.perf_counter() - t1

@@ -6,7 +6,7 @@ Claims checked: larger learning rates grok faster and more reliably up to an opt
 that depends on p (a large lr may generalise at once); Adam beats SGD at matched step
 counts; cross-entropy and MSE behave differently; a small initial weight norm can stand
 in for weight decay. Each grid (its lrs x weight decays x init scales x seeds) is one
-program on the faithful model of ``modular-addition`` (``ModularConfig``), with only the
+``run_grid`` (``modular_addition.train_seeds``) on the faithful model of ``modular-addition`` (``ModularConfig``), with only the
 grid's own settings changed.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ DESCRIPTION = "Modular addition (faithful model): time to generalise vs lr at p 
 
 @dataclasses.dataclass(frozen=True)
 class LrGrid:
-    """One program: ``lrs`` x ``weight_decays`` x ``init_scales`` x seeds at modulus ``p``."""
+    """One ``run_grid``: ``lrs`` x ``weight_decays`` x ``init_scales`` x seeds at modulus ``p``."""
 
     name: str
     lrs: tuple[float, ...]
@@ -88,24 +88,32 @@ def runs_of(grid: LrGrid, seeds: int) -> dict:
     return dict(zip(("lr", "weight_decay", "init_scale", "seed"), (a.ravel() for a in axes)))
 
 
-def train_grid(cfg: GrokLrConfig, grid: LrGrid, runs: dict):
+def train_grid(cfg: GrokLrConfig, grid: LrGrid, runs: dict | None = None):
+    """``grid``'s runs (in the order of ``runs_of``) by ``train_seeds``: (``GrokResult``,
+    compile s, train s)."""
     m = cfg.grid_model(grid)
-    b1 = cfg.sgd_momentum if grid.optimizer == "sgd" else m.b1
-    hyper = grok.GrokHyper(runs["lr"], runs["weight_decay"], b1, m.b2, runs["init_scale"])
+    axes = {"lr": list(grid.lrs), "weight_decay": list(grid.weight_decays), "init_scale": list(grid.init_scales),
+            "b1": [cfg.sgd_momentum if grid.optimizer == "sgd" else m.b1]}
+    if runs is not None and len(runs["seed"]) != len(grid.lrs) * len(grid.weight_decays) * len(grid.init_scales) * cfg.seeds:
+        raise ValueError(f"grid {grid.name!r}: runs must be runs_of(grid, {cfg.seeds})")
     with m.precision_context():
-        return train_seeds(m, "factored", hyper, seeds=runs["seed"])
+        return train_seeds(m, "factored", axes)
 
 
-def preset(name: str, seeds: int | None = None) -> GrokLrConfig:
+def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> GrokLrConfig:
+    """The preset's config with ``--seeds`` and ``--set`` (the model's fields as ``model.steps=...``)."""
     cfg = presets.pick(PRESETS, name)
-    return dataclasses.replace(cfg, model=presets.with_seeds(cfg.model, seeds, field="seeds"))
+    cfg = dataclasses.replace(cfg, model=presets.with_seeds(cfg.model, seeds, field="seeds"))
+    return presets.override(cfg, overrides)
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
-    cfg = preset(preset_name, seeds)
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
+        overrides: dict | None = None) -> dict:
+    cfg = preset(preset_name, seeds, overrides)
     out, start = Path(out), time.perf_counter()
     config = json.loads(json.dumps(dataclasses.asdict(cfg)))
     config.update(accuracy_threshold=grok.ACCURACY_THRESHOLD, grok_delay=grok.GROK_DELAY)
+    presets.record_overrides(config, overrides)
     arrays = results.resume_arrays(out, config, resume)
     steps = cfg.model.grok_config.history_steps
     summary_results = {}
@@ -119,7 +127,10 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
             arrays.update({f"{name}_test_accuracy": np.asarray(res.history.test_accuracy),
                            f"{name}_train_accuracy": np.asarray(res.history.train_accuracy),
                            f"{name}_compile_seconds": np.array(compile_s), f"{name}_train_seconds": np.array(run_s)})
-            results.save_arrays(out / "runs.npz", arrays)  # after every grid: nothing is lost
+            results.save_arrays(out / "runs.npz", arrays,  # after every grid: nothing is lost
+                                axes={f"{g.name}_": {"lr": g.lrs, "weight_decay": g.weight_decays,
+                                                     "init_scale": g.init_scales, "seed": range(cfg.seeds)}
+                                      for g in cfg.grids})
             if progress or (progress is None and sys.stderr.isatty()):
                 print(f"grokking-lr: {name} ({len(runs['seed'])} runs) in {run_s:.1f} s", file=sys.stderr, flush=True)
         summary_results[name] = {"optimizer": grid.optimizer, "loss": grid.loss, "p": grid.p,
@@ -134,8 +145,16 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
                "train_seconds": float(sum(arrays[f"{n}_train_seconds"] for n in names)),
                "config": config, "results": summary_results}
     results.save_json(out / "summary.json", summary)
-    figures_grok.grokking_lr(arrays, cfg, out)
+    draw(out, summary)
     return summary
+
+
+def draw(out, summary: dict | None = None) -> None:
+    """``grokking-lr``'s figure from its ``runs.npz`` and ``summary.json``."""
+    out = Path(out)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    figures_grok.grokking_lr(results.load_arrays(out / "runs.npz"), presets.from_record(GrokLrConfig, summary["config"]),
+                             out)
 
 
 def cells(arrays: dict, name: str) -> list[dict]:

@@ -1,12 +1,13 @@
 """``modular-addition``: grokking ``(a + b) mod p`` with the explorable's MLP, its Fourier
 anatomy, and the constructed circular solution (SPEC §3; Pearce et al. 2023).
 
-All seeds of a variant train as one program; the factored (tied-embedding) model is
+All seeds of a variant train in one ``run_grid`` (``grok.fit``); the factored (tied-embedding) model is
 compared with the unfactored one, which the explorable says does not generalise.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -84,8 +85,14 @@ class ModularConfig:
                                class_mean=self.class_mean, n_history=self.n_history)
 
     @property
-    def hyper(self) -> grok.GrokHyper:
-        return grok.GrokHyper(self.lr, self.weight_decay, self.b1, self.b2, self.init_scale)
+    def hyper(self) -> dict:
+        """The traced settings, ``{name: value}`` (``grok.HYPER``'s names)."""
+        return {name: getattr(self, name) for name in grok.HYPER}
+
+    @property
+    def hp_dtype(self):
+        """The traced settings' dtype: float64 where a float64 precision trains, as the source."""
+        return jnp.float32 if self.precision == "float32" else jnp.float64
 
     def precision_context(self):
         """``jax.enable_x64`` while a float64 precision trains and is analysed."""
@@ -101,43 +108,57 @@ PRESETS = {"quick": ModularConfig(seeds=4), "quick-float32": ModularConfig(seeds
            "paper": ModularConfig(seeds=32), "ordered": ORDERED}
 
 
+@functools.cache
 def model_apply(activation: str):
     return lambda params, inputs: modular.apply(params, inputs["a"], inputs["b"], activation)
 
 
-def train_seeds(cfg: ModularConfig, variant: str, hyper: grok.GrokHyper | None = None,
-                grok_cfg: grok.GrokConfig | None = None, seeds=None, snapshot: bool = False):
-    """Every seed (and every entry of a batched ``hyper``) as one program; call it inside
-    ``cfg.precision_context()``. Returns (``GrokResult`` with a leading run axis,
-    compile s, run s)."""
-    return grok.run_program(*seeds_program(cfg, variant, hyper, grok_cfg, seeds, snapshot))
+def seed_data(cfg: ModularConfig, seeds) -> tuple[dict, dict]:
+    """Each seed's train/test split, stacked (``grok.stack_splits``): seed ``s`` draws it
+    from ``grok.seed_keys(cfg.seed, s)[0]``."""
+    return grok.stack_splits([tasks.modular_addition(grok.seed_keys(cfg.seed, s)[0], cfg.p, cfg.train_frac,
+                                                     cfg.symmetric) for s in seeds])
 
 
-def seeds_program(cfg: ModularConfig, variant: str, hyper: grok.GrokHyper | None = None,
-                  grok_cfg: grok.GrokConfig | None = None, seeds=None, snapshot: bool = False,
-                  batch: int | None = None):
-    """(function, args) of ``train_seeds``'s program.
-
-    Seed ``s`` draws the train/test split and the init from ``fold_in(key(cfg.seed), s)``.
-    With ``snapshot`` the history also holds ``modular.collapsed`` params at each point.
-    Runs are mapped by ``grok.map_runs(batch)``: by default vmapped on an accelerator and
-    one at a time on CPU.
-    """
-    grok_cfg = grok_cfg or cfg.grok_config
-    hyper = cfg.hyper if hyper is None else hyper
-    seeds = jnp.arange(cfg.seeds) if seeds is None else jnp.asarray(seeds)
-    hyper = jax.tree.map(lambda v: jnp.broadcast_to(jnp.asarray(v, float), seeds.shape), hyper)
+@functools.lru_cache(maxsize=16)
+def grid_model(cfg: ModularConfig, variant: str, seeds: tuple, snapshot: bool = False,
+               grok_cfg: grok.GrokConfig | None = None) -> grok.GridModel:
+    """``run_grid``'s functions of ``variant`` for ``seed_data(cfg, seeds)``; the same
+    objects for the same arguments, so a repeated grid reuses its compiled programs."""
     factored = variant == "factored"
 
-    def one(seed, h):
-        k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), seed))
-        split = tasks.modular_addition(k_data, cfg.p, cfg.train_frac, cfg.symmetric)
-        params = modular.init(k_init, cfg.p, cfg.n_embed, cfg.n_hidden, factored=factored, scale=h.init_scale,
-                              init=cfg.init, precision=cfg.precision)
-        return grok.train(grok_cfg, model_apply(cfg.activation), h, params, split,
-                          modular.collapsed if snapshot else None)
+    def make_params(k_init, hp):
+        return modular.init(k_init, cfg.p, cfg.n_embed, cfg.n_hidden, factored=factored, scale=hp["init_scale"],
+                            init=cfg.init, precision=cfg.precision)
 
-    return grok.map_runs(one, batch), seeds, hyper
+    return grok.grid_model(grok_cfg or cfg.grok_config, model_apply(cfg.activation), make_params, cfg.seed, seeds,
+                           modular.collapsed if snapshot else None)
+
+
+def train_seeds(cfg: ModularConfig, variant: str, axes: dict | None = None, grok_cfg: grok.GrokConfig | None = None,
+                seeds=None, snapshot: bool = False, runs_batch: int | None = None, progress=None):
+    """Every seed, and every setting of ``axes`` (``grok.HYPER`` name -> values: their
+    product; the config's value for the rest), trained by ``grok.fit``; call it inside
+    ``cfg.precision_context()``. Returns (``GrokResult`` with one run axis: the product of
+    ``axes`` in their order, then ``seeds``; compile s; train s).
+
+    Seed ``s`` (default ``range(cfg.seeds)``) draws the train/test split and the init from
+    ``fold_in(key(cfg.seed), s)``. With ``snapshot`` the history also holds
+    ``modular.collapsed`` params at each point. ``runs_batch``: runs vmapped together
+    (``run_grid``'s default: one at a time on CPU, all on an accelerator).
+    """
+    grok_cfg = grok_cfg or cfg.grok_config
+    seeds = tuple(range(cfg.seeds)) if seeds is None else tuple(int(s) for s in np.atleast_1d(seeds))
+    unknown = set(axes or {}) - set(grok.HYPER)
+    if unknown:
+        raise ValueError(f"axes must be some of {tuple(grok.HYPER)}, got {sorted(unknown)}")
+    grid = {**(axes or {}), **{name: [value] for name, value in cfg.hyper.items() if name not in (axes or {})},
+            grok.RUN_SEED: list(seeds)}
+    train, test = seed_data(cfg, seeds)
+    model = grid_model(cfg, variant, seeds, snapshot, grok_cfg)
+    res = grok.fit(grok_cfg, model, train, test, grid, hp_dtype=cfg.hp_dtype, runs_batch=runs_batch,
+                   progress=progress)
+    return grok.grok_result(res), res.compile_seconds, res.train_seconds
 
 
 def constructed_accuracy(p: int, n_neurons: int, activation: str) -> float:
@@ -214,16 +235,19 @@ def analyse(cfg: ModularConfig, arrays: dict) -> dict:
     return by_variant
 
 
-def preset(name: str, seeds: int | None = None) -> ModularConfig:
-    return presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds")
+def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> ModularConfig:
+    """The preset's config with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
+    return presets.override(presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds"), overrides)
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
-    cfg = preset(preset_name, seeds)
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
+        overrides: dict | None = None) -> dict:
+    cfg = preset(preset_name, seeds, overrides)
     out, start = Path(out), time.perf_counter()
     config = json.loads(json.dumps(dataclasses.asdict(cfg)))
     config.update(accuracy_threshold=grok.ACCURACY_THRESHOLD, grok_delay=grok.GROK_DELAY,
                   live_neuron_fraction=fourier.LIVE_NEURON_FRACTION, decay="l2")
+    presets.record_overrides(config, overrides)
     arrays_path = out / "runs.npz"
     arrays = results.resume_arrays(out, config, resume)
     verbose = progress or (progress is None and sys.stderr.isatty())
@@ -246,7 +270,8 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
             snapshots = jax.tree.map(lambda x: np.asarray(x)[:, keep], res.history.params)
             arrays.update({f"{variant}_w_input_history": snapshots["W_in"].astype(np.float32),
                            f"{variant}_mode_loss": mode_loss_history(cfg, snapshots)})
-        results.save_arrays(arrays_path, arrays)  # after every variant: nothing is lost
+        results.save_arrays(arrays_path, arrays,  # after every variant: nothing is lost
+                            axes={f"{v}_": {"seed": range(cfg.seeds)} for v in cfg.variants})
         if verbose:
             print(f"modular-addition: {variant} trained in {run_s:.1f} s (compile {compile_s:.1f} s)",
                   file=sys.stderr, flush=True)
@@ -260,5 +285,16 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
                "config": config,
                "results": {**analyse(cfg, arrays), "constructed": construction}}
     results.save_json(out / "summary.json", summary)
-    figures_grok.modular_addition(arrays, cfg, construction, out)
+    draw(out, summary)
     return summary
+
+
+def draw(out, summary: dict | None = None) -> None:
+    """Every figure of a ``modular-addition`` run from its ``runs.npz`` and ``summary.json``."""
+    out = Path(out)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    cfg = presets.from_record(ModularConfig, summary["config"])
+    arrays = results.load_arrays(out / "runs.npz")
+    steps = cfg.grok_config.history_steps
+    arrays.update(history_steps=steps, snapshot_steps=steps[snapshot_index(cfg.grok_config.n_records)])
+    figures_grok.modular_addition(arrays, cfg, summary["results"]["constructed"], out)

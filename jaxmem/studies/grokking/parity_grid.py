@@ -1,8 +1,8 @@
 """``parity-grid``: when does a one-hidden-layer MLP grok sparse parity? (SPEC §3)
 
 The explorable's grid of train size x hidden size x weight decay x 9 seeds (1,125
-models) trains as one program: train sets pad to the largest with zero-weight rows, and
-runs of each hidden size are mapped together inside it.
+models) trains with ``run_grid`` (``grok.fit``), one grid per hidden size: train sets
+pad to the largest with zero-weight rows.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxmem import presets, results, tasks
 from jaxmem.models import parity
+from jaxmem.progress import Progress
 from jaxmem.studies.grokking import figures as figures_grok
 from jaxmem.studies.grokking import grok
 
@@ -100,35 +101,67 @@ def grid(cfg: ParityConfig) -> dict:
             "weight_decay": np.asarray(cfg.weight_decays, np.float32)[i_w], "seed": seed}
 
 
-def train_grid(cfg: ParityConfig, runs: dict, batch: int | None = None):
-    """All runs in ``runs`` (as from ``grid``) as one program.
+def seed_data(cfg: ParityConfig, seeds) -> tuple[dict, dict]:
+    """Each seed's bit strings, stacked (``grok.stack_splits``): ``max(cfg.train_sizes)``
+    train rows (a smaller train set is a prefix) and ``cfg.n_test`` test rows, drawn from
+    ``grok.seed_keys(cfg.seed, s)[0]``."""
+    n_max = max(cfg.train_sizes)
+    return grok.stack_splits([tasks.sparse_parity(grok.seed_keys(cfg.seed, s)[0], n_max, n_max, cfg.n_test, cfg.n_bits,
+                                                  cfg.n_relevant) for s in seeds])
 
-    Inside it, runs of one hidden size are mapped together (``grok.map_runs`` with
-    ``batch``), so no neuron is padded; train sets pad to the largest with zero-weight
-    rows. Seed ``s`` draws the data (smaller train sets are prefixes of larger ones) and
-    the init. Returns (``{"history": History, "relevant_share": [runs]}``, compile s, run s).
+
+@functools.lru_cache(maxsize=32)
+def grid_model(cfg: ParityConfig, n_hidden: int, seeds: tuple) -> grok.GridModel:
+    """``run_grid``'s functions of the ``n_hidden`` MLP for ``seed_data(cfg, seeds)``; the
+    same objects for the same arguments, so a repeated grid reuses its compiled programs."""
+
+    def make_params(k_init, hp):
+        return parity.init(k_init, cfg.n_bits, n_hidden, cfg.init_scale)
+
+    def final(params):
+        return {"relevant_share": relevant_share(params["W_in"], cfg.n_relevant)}
+
+    return grok.grid_model(cfg.grok_config, parity.apply, make_params, cfg.seed, seeds, final=final)
+
+
+def train_grid(cfg: ParityConfig, runs: dict | None = None, batch: int | None = None,
+               max_pad_ratio: float = float("inf"), progress=None):
+    """Every run in ``runs`` (as from ``grid``; default all of ``cfg``'s), trained by
+    ``grok.fit``: one grid per hidden size, of its runs' train sizes x weight decays x
+    seeds. ``run_grid`` pads its train sizes into buckets of at most ``max_pad_ratio``
+    times their rows; the default, one bucket of the largest, keeps the numbers of the
+    grid trained as one padded program before the port bit for bit (1.3 trains fewer
+    padded rows, with other round-off). Seed ``s`` draws the data
+    (smaller train sets are prefixes of larger ones) and the init. ``batch``: runs
+    vmapped together (0: all; default: all on an accelerator, one at a time on CPU).
+    Returns (``{"history": History, "relevant_share": [runs]}`` in the order of ``runs``,
+    compile s, train s).
     """
-    grok_cfg, n_max = cfg.grok_config, max(cfg.train_sizes)
-    hidden = np.asarray(runs["hidden"])
+    runs = grid(cfg) if runs is None else runs
+    hidden, sizes, wds, seeds = (np.asarray(runs[k]) for k in ("hidden", "train_size", "weight_decay", "seed"))
+    all_seeds = tuple(int(s) for s in np.unique(seeds))
+    train, test = seed_data(cfg, all_seeds)
     groups = {int(h): np.flatnonzero(hidden == h) for h in np.unique(hidden)}
-    order = np.argsort(np.concatenate(list(groups.values())))  # back to the order of ``runs``
-
-    def one(n_hidden, n_train, weight_decay, seed):
-        k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), seed))
-        split = tasks.sparse_parity(k_data, n_train, n_max, cfg.n_test, cfg.n_bits, cfg.n_relevant)
-        params = parity.init(k_init, cfg.n_bits, n_hidden, cfg.init_scale)
-        hyper = grok.GrokHyper(cfg.lr, weight_decay, cfg.b1, cfg.b2, cfg.init_scale)
-        result = grok.train(grok_cfg, parity.apply, hyper, params, split)
-        return {"history": result.history, "relevant_share": relevant_share(result.params["W_in"], cfg.n_relevant)}
-
-    def program(n_train, weight_decay, seed):
-        outs = [grok.map_runs(functools.partial(one, h), batch)(n_train[idx], weight_decay[idx], seed[idx])
-                for h, idx in groups.items()]
-        return jax.tree.map(lambda *parts: jnp.concatenate(parts)[order], *outs)
-
-    args = (jnp.asarray(runs["train_size"], jnp.int32), jnp.asarray(runs["weight_decay"], jnp.float32),
-            jnp.asarray(runs["seed"], jnp.int32))
-    return grok.run_program(program, *args)
+    axes = {h: (np.unique(sizes[idx]), np.unique(wds[idx]), np.unique(seeds[idx])) for h, idx in groups.items()}
+    if not isinstance(progress, Progress):
+        progress = Progress(sum(np.prod([len(a) for a in ax]) for ax in axes.values()) * cfg.steps, enabled=progress)
+    runs_batch = None if batch is None else (batch if batch > 0 else len(hidden))
+    parts, compile_s, train_s = [None] * len(hidden), 0.0, 0.0
+    for h, idx in groups.items():
+        n_axis, wd_axis, seed_axis = axes[h]
+        res = grok.fit(cfg.grok_config, grid_model(cfg, h, all_seeds), train, test,
+                       {"n_train": n_axis.tolist(), "lr": [cfg.lr], "weight_decay": wd_axis.tolist(),
+                        grok.RUN_SEED: seed_axis.tolist()},
+                       hp_dtype=jnp.float32, b1=cfg.b1, b2=cfg.b2, runs_batch=runs_batch, max_pad_ratio=max_pad_ratio,
+                       progress=progress)
+        compile_s, train_s = compile_s + res.compile_seconds, train_s + res.train_seconds
+        history = grok.history_of(res.records)
+        for i in idx:
+            at = (np.searchsorted(n_axis, sizes[i]), 0, np.searchsorted(wd_axis, wds[i]),
+                  np.searchsorted(seed_axis, seeds[i]))
+            parts[i] = {"history": jax.tree.map(lambda a, at=at: np.asarray(a)[at], history),
+                        "relevant_share": np.asarray(res.outputs["relevant_share"])[at]}
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *parts), compile_s, train_s
 
 
 def relevant_share(w_in, n_relevant: int):
@@ -138,15 +171,18 @@ def relevant_share(w_in, n_relevant: int):
     return jnp.sum(w[:n_relevant]) / jnp.maximum(jnp.sum(w), 1e-30)
 
 
-def preset(name: str, seeds: int | None = None) -> ParityConfig:
-    return presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds")
+def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> ParityConfig:
+    """The preset's config with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
+    return presets.override(presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds"), overrides)
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
-    cfg = preset(preset_name, seeds)
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
+        overrides: dict | None = None) -> dict:
+    cfg = preset(preset_name, seeds, overrides)
     out, start = Path(out), time.perf_counter()
     config = json.loads(json.dumps(dataclasses.asdict(cfg)))
     config.update(optimizer="adamw", accuracy_threshold=grok.ACCURACY_THRESHOLD, grok_delay=grok.GROK_DELAY)
+    presets.record_overrides(config, overrides)
     arrays_path = out / "runs.npz"
     arrays = results.resume_arrays(out, config, resume)
     if not arrays:
@@ -161,7 +197,8 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
                   "compile_seconds": np.array(compile_s), "train_seconds": np.array(run_s),
                   "history_steps": cfg.grok_config.history_steps}
         arrays.update({f"o_{k}": v for k, v in cfg.outcomes(history).items()})
-        results.save_arrays(arrays_path, arrays)
+        results.save_arrays(arrays_path, arrays, axes={"train_size": cfg.train_sizes, "hidden": cfg.hidden_sizes,
+                                                       "weight_decay": cfg.weight_decays, "seed": range(cfg.seeds)})
     n_runs = int(arrays["seed"].size)
     counts = grok.outcome_counts(arrays["o_loss_outcome"])
     per_run = [{"train_size": int(arrays["train_size"][i]), "hidden": int(arrays["hidden"][i]),
@@ -179,8 +216,16 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
                            "n_runs": n_runs, "outcomes_by": outcomes_by(cfg, arrays["o_loss_outcome"]),
                            "outcome_grid": outcome_grid(cfg, arrays["o_loss_outcome"]).tolist(), "runs": per_run}}
     results.save_json(out / "summary.json", summary)
-    figures_grok.parity_grid(arrays, cfg, out)
+    draw(out, summary)
     return summary
+
+
+def draw(out, summary: dict | None = None) -> None:
+    """Every figure of a ``parity-grid`` run from its ``runs.npz`` and ``summary.json``."""
+    out = Path(out)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    figures_grok.parity_grid(results.load_arrays(out / "runs.npz"), presets.from_record(ParityConfig, summary["config"]),
+                             out)
 
 
 def outcomes_by(cfg: ParityConfig, code) -> dict:

@@ -141,24 +141,25 @@ def initial_W(cfg: OptFailureConfig, n: int) -> jax.Array:
 
 
 def train_grid(cfg: OptFailureConfig, n: int) -> dict:
-    """Every (optimiser, init, lr, seed) at one n, as one program.
-    Arrays come back shaped ``[optimizer, init, lr, seed, ...]``."""
-    shape = grid_shape(cfg)
-    wd, lr = (a.ravel() for a in np.meshgrid([w for _, w in cfg.optimizers], np.ones(shape[1]), cfg.lrs,
-                                             np.ones(shape[3]), indexing="ij")[::2])
-    W = jnp.broadcast_to(initial_W(cfg, n)[None, :, None], shape + (2, n)).reshape(-1, 2, n)
-    params = {"W": W, "b": jnp.zeros((W.shape[0], n), jnp.float32)}
-    hyper = train.Hyper(jnp.asarray(lr, jnp.float32), jnp.asarray(wd, jnp.float32), jnp.ones(wd.shape, jnp.float32))
+    """Every (optimiser, init, lr, seed) at one n, as one ``run_grid`` program.
+    Arrays come back shaped ``[optimizer, init, lr, seed, ...]``; seed ``s`` draws each
+    init from the same key (``initial_W``)."""
     tc, x = train_config(cfg, n), data.identity(n)
-    t0 = time.perf_counter()
-    program = jax.jit(jax.vmap(lambda h, p: train.fit(tc, h, p, x))).lower(hyper, params).compile()
-    compile_seconds = time.perf_counter() - t0
-    out = jax.device_get(program(hyper, params))
-    Wf, bf = np.asarray(out.params["W"]), np.asarray(out.params["b"])
-    arrays = {"W": Wf, "b": bf, "train_loss": np.asarray(out.train_loss), "history": np.asarray(out.history),
-              "diverged": np.asarray(out.diverged), **identity.classify(Wf, bf)}
-    arrays = {k: v.reshape(shape + v.shape[1:]) for k, v in arrays.items()}
-    return {**arrays, "compile_seconds": np.array(compile_seconds)}
+    base = jax.random.fold_in(jax.random.key(cfg.seed), n)
+
+    def init(key, hp):  # the init named by hp["init"], from the key of seed hp["run"]
+        k = jax.random.fold_in(base, hp["run"].astype(jnp.int32))
+        W = jax.lax.switch(hp["init"].astype(jnp.int32), [lambda k, name=name: init_W(name, k, n) for name in cfg.inits], k)
+        return {"W": W, "b": jnp.zeros(n, jnp.float32)}
+
+    grid = {"weight_decay": [w for _, w in cfg.optimizers], "init": range(len(cfg.inits)), "lr": cfg.lrs,
+            "run": range(cfg.seeds)}
+    res = train.run_grid(init, train.relu.example_loss_fn(tc), x, grid, tc.steps, schedule="constant",
+                         warmup_frac=0.0, b1=tc.b1, b2=tc.b2, eps=tc.eps, n_history=tc.n_history,
+                         runs_batch=int(np.prod(grid_shape(cfg))))
+    Wf, bf = res.params["W"], res.params["b"]
+    return {"W": Wf, "b": bf, "train_loss": res.train_loss, "history": res.history, "diverged": res.diverged,
+            **identity.classify(Wf, bf), "compile_seconds": np.array(res.compile_seconds)}
 
 
 # --- the symmetric failure: local minimum or saddle? (float64) -------------------------
@@ -559,18 +560,21 @@ def failure_table(saved: dict, cfg: OptFailureConfig) -> list[dict]:
     return rows
 
 
-def preset(name: str, seeds: int | None = None) -> OptFailureConfig:
-    return presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds")
+def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> OptFailureConfig:
+    """The preset's config with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
+    return presets.override(presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds"), overrides)
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
-    cfg = preset(preset_name, seeds)
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
+        overrides: dict | None = None) -> dict:
+    cfg = preset(preset_name, seeds, overrides)
     out = Path(out)
     start = time.perf_counter()
     config = dataclasses.asdict(cfg)
     config.update(n_hidden=2, recon_tol=identity.RECON_TOL, dead_fraction=identity.DEAD_FRACTION,
                   bias_rel_tol=identity.BIAS_REL_TOL, schedule="constant", classes=list(identity.CLASSES),
                   init_moments={i: {n: init_moments(i, n) for n in cfg.ns} for i in cfg.inits})
+    presets.record_overrides(config, overrides)
     config = json.loads(json.dumps(config, default=float))  # as it reads back from summary.json
     arrays_path = out / "runs.npz"
     saved = results.resume_arrays(out, config, resume)
@@ -585,7 +589,9 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
             grid = train_grid(cfg, n)
             saved.update({f"n{n}_{k}": v for k, v in grid.items()})
             saved[f"n{n}_no_bias_reconstructed"] = no_bias_counts(cfg, n)
-            results.save_arrays(arrays_path, saved)  # after every n: nothing is lost
+            results.save_arrays(arrays_path, saved, axes={  # after every n: nothing is lost
+                f"n{m}_": {"optimizer": [o for o, _ in cfg.optimizers], "init": cfg.inits, "lr": cfg.lrs,
+                           "seed": range(cfg.seeds)} for m in cfg.ns})
             say(f"n = {n} done in {time.perf_counter() - t0:.1f} s")
         cls, dead_bias = saved[f"n{n}_cls"], saved[f"n{n}_dead_bias"]
         for io, (name, wd) in enumerate(cfg.optimizers):
@@ -614,10 +620,12 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
     symmetric["seconds"] = time.perf_counter() - t0
     say(f"symmetric_state_test done in {symmetric['seconds']:.1f} s: {symmetric['answer']}")
     saved.update({f"sym_{k}": v for k, v in sym_arrays.items()})
-    results.save_arrays(arrays_path, saved)
+    results.save_arrays(arrays_path, saved, axes={
+        **{f"n{m}_": {"optimizer": [o for o, _ in cfg.optimizers], "init": cfg.inits, "lr": cfg.lrs,
+                      "seed": range(cfg.seeds)} for m in cfg.ns},
+        "escape_": {"escape_bias": cfg.escape_bias, "escape_weight": cfg.escape_weight}})
     zero = list(cfg.escape_bias).index(0.0) if 0.0 in cfg.escape_bias else None
-    summary = {"experiment": "opt-failure", "preset": preset_name, **results.device_info(),
-               "n_runs": len(cfg.ns) * int(np.prod(grid_shape(cfg))),
+    summary = results.summary("opt-failure", preset_name, {"n_runs": len(cfg.ns) * int(np.prod(grid_shape(cfg))),
                "wall_seconds": time.perf_counter() - start,
                "compile_seconds": float(sum(saved[f"n{n}_compile_seconds"] for n in cfg.ns)),
                "config": config,
@@ -630,10 +638,18 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
                                       "unperturbed_stays_failed": None if zero is None else bool(
                                           not escape["recovered"][zero, 0]),
                                       "unperturbed_final_dead_bias": None if zero is None else float(
-                                          escape["final_dead_bias"][zero, 0])}}}
+                                          escape["final_dead_bias"][zero, 0])}}})
     results.save_json(out / "summary.json", summary)
-    figures.opt_failure(saved, cfg, by_n, out)
+    draw(out, summary)
     return summary
+
+
+def draw(out, summary: dict | None = None) -> None:
+    """Every figure of an ``opt-failure`` run from its ``runs.npz`` and ``summary.json``."""
+    out = Path(out)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    figures.opt_failure(results.load_arrays(out / "runs.npz"), presets.from_record(OptFailureConfig, summary["config"]),
+                        summary["results"]["by_n"], out)
 
 
 def _compare_with_construction(saved: dict, cfg: OptFailureConfig, n: int) -> dict:

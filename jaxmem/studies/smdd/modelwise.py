@@ -66,13 +66,20 @@ def _from_phase(source, T_wanted) -> tuple[dict, dict, list]:
     return results.load_arrays(arrays_path), previous["config"], T
 
 
+def preset(name: str, overrides: dict | None = None):
+    """``(cfg, sweep, ms)`` with ``--set`` applied (``hidden_sizes=1,2,4`` sets ``ms``)."""
+    return presets.override(presets.pick(PRESETS, name), overrides, names={2: "hidden_sizes"})
+
+
 def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-        source=None) -> dict:
-    cfg, sweep, ms = presets.pick(PRESETS, preset_name)
+        source=None, overrides: dict | None = None) -> dict:
+    cfg, sweep, ms = preset(preset_name, overrides)
     out = Path(out)
     if source is not None:
         if seeds is not None:
             raise ValueError(f"--seeds {seeds} does not apply with --from: the seeds are the source's")
+        if overrides:
+            raise ValueError(f"--set {', '.join(overrides)} does not apply with --from: the config is the source's")
         start = time.perf_counter()
         saved, phase_config, T = _from_phase(source, sweep.T)
         ms = tuple(int(m) for m in phase_config["n_hidden"])
@@ -80,7 +87,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
         n_features, sparsity = int(phase_config["n_features"]), float(phase_config["sparsity"])
     else:
         sweep = presets.with_seeds(sweep, seeds)
-        config = dict(config_dict(cfg, sweep), n_hidden=list(ms))
+        config = presets.record_overrides(dict(config_dict(cfg, sweep), n_hidden=list(ms)), overrides)
         variants = [(f"m{m}", dataclasses.replace(cfg, n_hidden=m), sweep) for m in ms]
         saved = run_variants(variants, out, config, resume, progress)
         T, n_features, sparsity = list(sweep.T), cfg.n_features, sweep.sparsity
@@ -93,13 +100,23 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
         wall, compile_s = float(saved["wall_seconds"]), float(saved["compile_seconds"])
     else:  # nothing trained: the time to read and summarise
         wall, compile_s = time.perf_counter() - start, 0.0
-    summary = {"experiment": "smdd-modelwise", "preset": preset_name, **results.device_info(),
-               "n_runs": len(ms) * len(T) * n_seeds, "wall_seconds": wall, "compile_seconds": compile_s,
+    summary = results.summary("smdd-modelwise", preset_name, {"n_runs": len(ms) * len(T) * n_seeds, "wall_seconds": wall, "compile_seconds": compile_s,
                "config": config,
                "results": {"n_hidden": list(ms), "by_T": by_T, "zero_output_loss": zero,
                            "peak_m_per_T": {str(r["T"]): r["peak_m"] for r in by_T},
-                           "diverged": diverged_runs(saved, [f"m{m}" for m in ms])}}
+                           "diverged": diverged_runs(saved, [f"m{m}" for m in ms])}})
+    results.save_arrays(out / "modelwise.npz", {f"T{t}": c for t, c in curves.items()})  # [len(m), seeds] per T
     results.save_json(out / "summary.json", summary)
-    figures_smdd_extra.modelwise_curves(list(ms), curves, {r["T"]: r["peak_m"] for r in by_T}, zero,
-                                        out / "modelwise.png")
+    draw(out, summary)
     return summary
+
+
+def draw(out, summary: dict | None = None) -> None:
+    """``smdd-modelwise``'s figure from its ``modelwise.npz`` and ``summary.json``."""
+    out = Path(out)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    res, saved = summary["results"], results.load_arrays(out / "modelwise.npz")
+    curves = {int(r["T"]): saved[f"T{int(r['T'])}"] for r in res["by_T"]}
+    figures_smdd_extra.modelwise_curves([int(m) for m in res["n_hidden"]], curves,
+                                        {int(r["T"]): r["peak_m"] for r in res["by_T"]}, res["zero_output_loss"],
+                                        out / "modelwise.png")

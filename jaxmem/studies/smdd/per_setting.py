@@ -34,12 +34,13 @@ def run_variants(variants: Sequence[tuple[str, TrainConfig, Sweep]], out, config
         a = result.arrays
         saved.update({f"{label}_test_loss": a["test_loss"], f"{label}_train_loss": a["train_loss"],
                       f"{label}_feature_dim_max": a["feature_dim"].max(-1),
-                      f"{label}_n_learned": (a["feature_dim"] > metrics.LEARNED_THRESHOLD).sum(-1),
+                      f"{label}_n_learned": np.asarray(metrics.n_learned(a["feature_dim"])),
                       f"{label}_W": a["W"], f"{label}_b": a["b"],
                       f"{label}_diverged": a["diverged"], f"{label}_T": np.array(sweep.T)})
         saved["compile_seconds"] = np.array(float(saved.get("compile_seconds", 0.0)) + result.compile_seconds)
         saved["wall_seconds"] = np.array(float(saved.get("wall_seconds", 0.0)) + time.perf_counter() - start)
-        results.save_arrays(arrays_path, saved)  # after every variant: nothing is lost
+        results.save_arrays(arrays_path, saved,  # after every variant: nothing is lost
+                            axes={f"{v}_": results.sweep_axes(s) for v, _, s in variants})
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return saved
 

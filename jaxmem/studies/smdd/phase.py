@@ -32,9 +32,10 @@ PRESETS = {
 }
 
 
-def preset(name: str, seeds: int | None = None):
+def preset(name: str, seeds: int | None = None, overrides: dict | None = None):
+    """``(cfg, sweep, ms)`` with ``--seeds`` and ``--set`` (``hidden_sizes=1,2,4`` sets ``ms``)."""
     cfg, sweep, ms = presets.pick(PRESETS, name)
-    return cfg, presets.with_seeds(sweep, seeds), ms
+    return presets.override((cfg, presets.with_seeds(sweep, seeds), ms), overrides, names={2: "hidden_sizes"})
 
 
 def bump_T(T, test_loss) -> int | str | None:
@@ -53,10 +54,11 @@ def bump_T(T, test_loss) -> int | str | None:
     return int(T[top]) if rest.max() > loss[first_min] else None
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
-    cfg, sweep, ms = preset(preset_name, seeds)
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
+        overrides: dict | None = None) -> dict:
+    cfg, sweep, ms = preset(preset_name, seeds, overrides)
     out = Path(out)
-    config = dict(config_dict(cfg, sweep), n_hidden=list(ms))
+    config = presets.record_overrides(dict(config_dict(cfg, sweep), n_hidden=list(ms)), overrides)
     labels = [f"m{m}" for m in ms]
     variants = [(label, dataclasses.replace(cfg, n_hidden=m), sweep) for label, m in zip(labels, ms)]
     saved = run_variants(variants, out, config, resume, progress)
@@ -65,15 +67,23 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
         return np.stack([np.nanmean(saved[f"{label}_{name}"][:, 0, 0, 0], axis=-1) for label in labels], axis=1)
 
     test_grid = grid("test_loss")
-    summary = {"experiment": "smdd-phase", "preset": preset_name, **results.device_info(),
-               "n_runs": len(ms) * len(sweep.T) * sweep.data_seeds,
+    summary = results.summary("smdd-phase", preset_name, {"n_runs": len(ms) * len(sweep.T) * sweep.data_seeds,
                "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
                "config": config,
                "results": {"test_loss_grid": test_grid, "train_loss_grid": grid("train_loss"),
                            "feature_dim_max_grid": grid("feature_dim_max"), "n_learned_grid": grid("n_learned"),
                            "bump_T_per_m": {str(m): bump_T(sweep.T, test_grid[:, j]) for j, m in enumerate(ms)},
                            "zero_output_loss": zero_output_loss(cfg, sweep.sparsity),
-                           "diverged": diverged_runs(saved, labels)}}
+                           "diverged": diverged_runs(saved, labels)}})
     results.save_json(out / "summary.json", summary)
-    figures.phase_diagram(list(sweep.T), list(ms), test_grid, zero_output_loss(cfg, sweep.sparsity), out)
+    draw(out, summary)
     return summary
+
+
+def draw(out, summary: dict | None = None) -> None:
+    """The phase diagram of an ``smdd-phase`` run from its ``summary.json``."""
+    out = Path(out)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    config, res = summary["config"], summary["results"]
+    figures.phase_diagram([int(t) for t in config["T"]], [int(m) for m in config["n_hidden"]],
+                          np.asarray(res["test_loss_grid"], float), res["zero_output_loss"], out)

@@ -24,7 +24,7 @@ from jaxmem.studies.smdd import figures
 from jaxmem.studies.smdd import figures_extra as figures_smdd_extra
 from jaxmem.studies.smdd.per_setting import diverged_runs, run_variants
 from jaxmem.studies.smdd.smdd import _log_grid, config_dict
-from jaxmem.sweep import Sweep, _keys, dataset_key
+from jaxmem.sweep import Sweep, data_key
 from jaxmem.train import TrainConfig
 
 DESCRIPTION = "SMDD with one datapoint repeated R times: stored or not, over R x T, vs R = 0.4 T / n"
@@ -90,12 +90,20 @@ def slot_geometry(W_MxN, b_N, x0_N, threshold: float = metrics.LEARNED_THRESHOLD
     return out
 
 
-def run_slot(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
+def preset(name: str, seeds: int | None = None, overrides: dict | None = None, table: dict | None = None):
+    """``(cfg, sweep, Rs)`` of preset ``name`` in ``table`` (``PRESETS`` by default) with
+    ``--seeds`` and ``--set`` (``repeats=1,2,5`` sets ``Rs``)."""
+    cfg, sweep, Rs = presets.pick(PRESETS if table is None else table, name)
+    return presets.override((cfg, presets.with_seeds(sweep, seeds), Rs), overrides, names={2: "repeats"})
+
+
+def run_slot(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
+             overrides: dict | None = None) -> dict:
     """``smdd-repeat-slot``: Jermyn's run (see the module doc), per T, R and seed."""
-    cfg, sweep, Rs = presets.pick(SLOT_PRESETS, preset_name)
-    sweep = presets.with_seeds(sweep, seeds)
+    cfg, sweep, Rs = preset(preset_name, seeds, overrides, table=SLOT_PRESETS)
     out = Path(out)
     config = dict(config_dict(cfg, sweep), repeats=list(Rs), stored_fraction=STORED_FRACTION, pentagon=PENTAGON)
+    presets.record_overrides(config, overrides)
     variants = [(f"R{R}", cfg, dataclasses.replace(sweep, repeat=(1, R))) for R in Rs]
     saved = run_variants(variants, out, config, resume, progress)
     x0 = _repeated_points(cfg, sweep)
@@ -116,34 +124,46 @@ def run_slot(preset_name: str, out, seeds: int | None = None, resume: bool = Fal
                                                                (b["stored"], b["n_learned_outside"])
                                                                for r, b in zip(cell, base)]))),
                             "per_seed": cell})
-    summary = {"experiment": "smdd-repeat-slot", "preset": preset_name, **results.device_info(),
-               "n_runs": len(Rs) * len(sweep.T) * sweep.data_seeds,
+    summary = results.summary("smdd-repeat-slot", preset_name, {"n_runs": len(Rs) * len(sweep.T) * sweep.data_seeds,
                "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
                "config": config,
-               "results": {"by_cell": by_cell, "diverged": diverged_runs(saved, [v[0] for v in variants])}}
+               "results": {"by_cell": by_cell, "diverged": diverged_runs(saved, [v[0] for v in variants])}})
+    results.save_arrays(out / "repeated_points.npz", {"x0": x0, "T": np.array(sweep.T)})  # for draw_slot
     results.save_json(out / "summary.json", summary)
-    iT = len(sweep.T) - 1
-    figures_smdd_extra.repeat_slots(
-        [(f"T={sweep.T[iT]}, R={R}, seed {s}: {runs[iT][j][s]['n_learned_outside']} features"
-          + (" + point" if runs[iT][j][s]["stored"] else ""),
-          saved[f"R{R}_W"][iT, 0, 0, 0, s], x0[iT, s] != 0, saved[f"R{R}_W"][iT, 0, 0, 0, s] @ x0[iT, s])
-         for j, R in enumerate(Rs) for s in range(min(2, sweep.data_seeds))], out / "repeat_slots.png")
+    draw_slot(out, summary)
     return summary
 
 
-def _repeated_points(cfg, sweep) -> np.ndarray:
-    """The repeated point (row 0 of every training set), ``[len(T), seeds, n]``."""
-    data_root = _keys(sweep)[0]
-    return np.stack([np.stack([np.asarray(data.sparse_features(dataset_key(data_root, T, s), 1, cfg.n_features,
-                                                               sweep.sparsity))[0]
-                               for s in range(sweep.data_seeds)]) for T in sweep.T])
-
-
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
-    cfg, sweep, Rs = presets.pick(PRESETS, preset_name)
-    sweep = presets.with_seeds(sweep, seeds)
+def draw_slot(out, summary: dict | None = None) -> None:
+    """``smdd-repeat-slot``'s figure from its ``runs.npz``, ``repeated_points.npz`` and
+    ``summary.json``: the largest T's runs, two seeds per R."""
     out = Path(out)
-    config = dict(config_dict(cfg, sweep), repeats=list(Rs), stored_fraction=STORED_FRACTION)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    config, saved = summary["config"], results.load_arrays(out / "runs.npz")
+    x0 = results.load_arrays(out / "repeated_points.npz")["x0"]
+    T, Rs = [int(t) for t in config["T"]], [int(R) for R in config["repeats"]]
+    iT = len(T) - 1
+    cells = {int(c["R"]): c["per_seed"] for c in summary["results"]["by_cell"] if int(c["T"]) == T[iT]}
+    figures_smdd_extra.repeat_slots(
+        [(f"T={T[iT]}, R={R}, seed {s}: {cells[R][s]['n_learned_outside']} features"
+          + (" + point" if cells[R][s]["stored"] else ""),
+          saved[f"R{R}_W"][iT, 0, 0, 0, s], x0[iT, s] != 0, saved[f"R{R}_W"][iT, 0, 0, 0, s] @ x0[iT, s])
+         for R in Rs for s in range(min(2, int(config["data_seeds"])))], out / "repeat_slots.png")
+
+
+def _repeated_points(cfg, sweep) -> np.ndarray:
+    """The repeated point (row 0 of every training set of a seed), ``[len(T), seeds, n]``."""
+    x0 = np.stack([np.asarray(data.sparse_features(data_key(sweep, s), 1, cfg.n_features, sweep.sparsity))[0]
+                   for s in range(sweep.data_seeds)])
+    return np.broadcast_to(x0, (len(sweep.T),) + x0.shape)
+
+
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
+        overrides: dict | None = None) -> dict:
+    cfg, sweep, Rs = preset(preset_name, seeds, overrides)
+    out = Path(out)
+    config = presets.record_overrides(dict(config_dict(cfg, sweep), repeats=list(Rs), stored_fraction=STORED_FRACTION),
+                                      overrides)
     variants = [(f"R{R}", cfg, dataclasses.replace(sweep, repeat=(1, R))) for R in Rs]
     saved = run_variants(variants, out, config, resume, progress)
     x0 = _repeated_points(cfg, sweep)
@@ -155,8 +175,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
         return np.array([[np.mean([r[key] for r in cell]) for cell in row] for row in geometry])
 
     boundary = [R * cfg.n_features / 0.4 for R in Rs]  # T where R = 0.4 T / n
-    summary = {"experiment": "smdd-repeat", "preset": preset_name, **results.device_info(),
-               "n_runs": len(Rs) * len(sweep.T) * sweep.data_seeds,
+    summary = results.summary("smdd-repeat", preset_name, {"n_runs": len(Rs) * len(sweep.T) * sweep.data_seeds,
                "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
                "config": config,
                "results": {"stored_fraction_grid": stored,  # [len(T), len(R)]
@@ -166,10 +185,20 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
                            "n_learned_grid": grid("n_learned"),  # [len(T), len(R)], metrics.n_learned
                            "n_learned_outside_grid": grid("n_learned_outside"),  # outside the point's non-zeros
                            "slot_fraction_grid": grid("slot"),  # stored with PENTAGON - 1 features beside it
-                           "diverged": diverged_runs(saved, [v[0] for v in variants])}}
+                           "diverged": diverged_runs(saved, [v[0] for v in variants])}})
     results.save_json(out / "summary.json", summary)
-    figures.repeat_map(list(sweep.T), list(Rs), stored, cfg.n_features, out / "repeat_map.png")
+    draw(out, summary)
     return summary
+
+
+def draw(out, summary: dict | None = None) -> None:
+    """``smdd-repeat``'s map from its ``summary.json``."""
+    out = Path(out)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    config = summary["config"]
+    figures.repeat_map([int(t) for t in config["T"]], [int(R) for R in config["repeats"]],
+                       np.asarray(summary["results"]["stored_fraction_grid"], float), int(config["n_features"]),
+                       out / "repeat_map.png")
 
 
 def _stored(saved, x0, sweep, Rs, out):

@@ -75,14 +75,22 @@ SETTINGS = {
 }
 
 
-def run_setting(name: str, preset_name: str, out, seeds=None, resume=False, progress=None) -> dict:
+def preset(name: str, preset_name: str, seeds=None, overrides: dict | None = None):
+    """``(cfg, sweep, values)`` of setting ``name``'s preset with ``--seeds`` and ``--set``
+    (``values=...`` sets the varied values)."""
+    cfg, sweep, values = presets.pick(SETTINGS[name].presets, preset_name)
+    return presets.override((cfg, presets.with_seeds(sweep, seeds), values), overrides, names={2: "values"})
+
+
+def run_setting(name: str, preset_name: str, out, seeds=None, resume=False, progress=None,
+                overrides: dict | None = None) -> dict:
     setting = SETTINGS[name]
-    cfg, sweep, values = presets.pick(setting.presets, preset_name)
-    sweep = presets.with_seeds(sweep, seeds)
+    cfg, sweep, values = preset(name, preset_name, seeds, overrides)
     out = Path(out)
     variants = setting.variants(cfg, sweep, values)
     config = dict(config_dict(cfg, sweep), varied=name.split("-")[1], values=list(values),
                   T_per_variant={label: list(s.T) for label, _, s in variants})
+    presets.record_overrides(config, overrides)
     saved = run_variants(variants, out, config, resume, progress)
 
     curves, xs, rows = {}, {}, []
@@ -101,12 +109,30 @@ def run_setting(name: str, preset_name: str, out, seeds=None, resume=False, prog
                          "jump_T": jump_T(T, fdim),
                          **({"jump_T_times_1_minus_S": jump_T(T, fdim) * (1 - vsweep.sparsity)}
                             if name == "smdd-sparsity" else {})})
-    summary = {"experiment": name, "preset": preset_name, **results.device_info(),
-               "n_runs": sum(len(s.T) * s.data_seeds * len(s.weight_decay) for _, _, s in variants),
+    summary = results.summary(name, preset_name, {"n_runs": sum(len(s.T) * s.data_seeds * len(s.weight_decay) for _, _, s in variants),
                "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
                "config": config, "results": {"by_variant": rows,
-                                             "diverged": diverged_runs(saved, [v[0] for v in variants])}}
+                                             "diverged": diverged_runs(saved, [v[0] for v in variants])}})
     results.save_json(out / "summary.json", summary)
+    draw_setting(name, out, summary)
+    return summary
+
+
+def draw_setting(name: str, out, summary: dict | None = None) -> None:
+    """The two figures of an ``smdd-wd``/``-steps``/``-sparsity`` run from its ``runs.npz``
+    and ``summary.json``."""
+    out = Path(out)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    config, saved = summary["config"], results.load_arrays(out / "runs.npz")
+    values = config["values"]
+    curves, xs = {}, {}
+    for i, (label, T) in enumerate(config["T_per_variant"].items()):
+        T = np.array(T)
+        # [len(T), cell, seeds] with one curve per weight decay for smdd-wd
+        for c in (range(len(values)) if name == "smdd-wd" else [0]):
+            key = f"wd {values[c]:g}" if name == "smdd-wd" else label
+            curves[key] = tuple(saved[f"{label}_{k}"][:, 0, c, 0] for k in ("test_loss", "feature_dim_max"))
+            xs[key] = T * (1 - float(values[i])) if name == "smdd-sparsity" else T
     x_name = "T (1 - S)" if name == "smdd-sparsity" else "T"
     xlabel = "T (1 - S): expected occurrences of each feature" if name == "smdd-sparsity" else "training set size T"
     figures.curves_by_variant(xs, {k: v[0] for k, v in curves.items()}, xlabel, "test loss",
@@ -115,4 +141,3 @@ def run_setting(name: str, preset_name: str, out, seeds=None, resume=False, prog
                               f"Largest feature dimensionality vs {x_name} for each {config['varied']} setting",
                               out / "feature_dim_max.png",
                               vline=10.0 if name == "smdd-sparsity" else None, vline_label="T (1 - S) = 10")
-    return summary

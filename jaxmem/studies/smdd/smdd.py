@@ -43,9 +43,10 @@ PRESETS = {
 INFINITE_BATCH = {"quick": 1000, "reduced": 1000, "paper": 10_000}
 
 
-def preset(name: str, seeds: int | None = None) -> tuple[TrainConfig, Sweep]:
+def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> tuple[TrainConfig, Sweep]:
+    """The preset's configs, with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
     cfg, sweep = presets.pick(PRESETS, name)
-    return cfg, presets.with_seeds(sweep, seeds)
+    return presets.override((cfg, presets.with_seeds(sweep, seeds)), overrides)
 
 
 def infinite_sweep(name: str, sweep: Sweep) -> Sweep | None:
@@ -67,11 +68,12 @@ def config_dict(cfg: TrainConfig, sweep: Sweep) -> dict:
             "seed": sweep.seed, "learned_threshold": metrics.LEARNED_THRESHOLD}
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
-    cfg, sweep = preset(preset_name, seeds)
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
+        overrides: dict | None = None) -> dict:
+    cfg, sweep = preset(preset_name, seeds, overrides)
     infinite = infinite_sweep(preset_name, sweep)
     out = Path(out)
-    config = config_dict(cfg, sweep)
+    config = presets.record_overrides(config_dict(cfg, sweep), overrides)
     if infinite is not None:
         config["infinite_batch"] = infinite.T[0]
     arrays_path, summary_path = out / "runs.npz", out / "summary.json"
@@ -96,15 +98,18 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
             arrays.update({f"infinite_{k}": inf.arrays[k] for k in INFINITE_ARRAYS})
             buckets += _bucket_times(inf, "infinite")
             compile_seconds += inf.compile_seconds
-        results.save_arrays(arrays_path, arrays)
+        axes = {"": results.sweep_axes(sweep)}
+        if infinite is not None:
+            axes["infinite_"] = results.sweep_axes(infinite)
+        results.save_arrays(arrays_path, arrays, axes=axes)
         shutil.rmtree(checkpoints, ignore_errors=True)
         timing = time.perf_counter() - start, compile_seconds, result.pad_ratio
     n_runs = (len(sweep.T) + (infinite is not None)) * int(np.prod(sweep.grid_shape[1:])) * sweep.init_seeds
-    summary = {"experiment": "smdd", "preset": preset_name, **results.device_info(), "n_runs": n_runs,
+    summary = results.summary("smdd", preset_name, {"n_runs": n_runs,
                "wall_seconds": timing[0], "compile_seconds": timing[1], "config": config, "buckets": buckets,
-               "results": summarize(arrays, sweep, cfg, timing[2])}
+               "results": summarize(arrays, sweep, cfg, timing[2])})
     results.save_json(summary_path, summary)
-    draw(arrays, cfg, sweep.sparsity, out)
+    draw(out, summary)
     return summary
 
 
@@ -127,18 +132,18 @@ def summarize_infinite(arrays: dict) -> dict | None:
     a = {k: arrays[f"infinite_{k}"][0, 0, 0, 0] for k in INFINITE_ARRAYS}  # [seeds, ...]
     return {"test_loss": _mean(a["test_loss"]), "test_loss_per_seed": a["test_loss"].tolist(),
             "heldout_batch_loss": _mean(a["train_loss"]),
-            "W_norm": _mean(np.sqrt(np.sum(a["W"] ** 2, axis=(-2, -1)))),
+            "W_norm": _mean(np.asarray(metrics.weight_norm(a))),
             "b_norm": _mean(np.sqrt(np.sum(a["b"] ** 2, axis=-1))),
             "feature_dim_max": _mean(a["feature_dim"].max(-1)),
-            "n_learned_features": _mean(np.sum(a["feature_dim"] > metrics.LEARNED_THRESHOLD, axis=-1)),
+            "n_learned_features": _mean(np.asarray(metrics.n_learned(a["feature_dim"]))),
             "n_diverged": int(np.sum(a["diverged"]))}
 
 
 def summarize(arrays: dict, sweep: Sweep, cfg: TrainConfig, pad: float) -> dict:
     a = _cells(arrays)
-    W_norm = np.sqrt(np.sum(a["W"] ** 2, axis=(-2, -1)))
+    W_norm = np.asarray(metrics.weight_norm(a))
     b_norm = np.sqrt(np.sum(a["b"] ** 2, axis=-1))
-    n_learned = np.sum(a["feature_dim"] > metrics.LEARNED_THRESHOLD, axis=-1)
+    n_learned = np.asarray(metrics.n_learned(a["feature_dim"]))
     by_T = []
     for i, T in enumerate(sweep.T):
         data_dim = a["data_dim"][i][:, :T]
@@ -194,7 +199,13 @@ def zero_output_loss(cfg: TrainConfig, sparsity: float) -> float:
     return nonzero_rows / cfg.n_features if cfg.reduction == "mean" else nonzero_rows
 
 
-def draw(arrays: dict, cfg: TrainConfig, sparsity: float, out: Path) -> None:
+def draw(out, summary: dict | None = None) -> None:
+    """Every figure of an ``smdd`` run from its ``runs.npz`` and ``summary.json``."""
+    out = Path(out)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    config = summary["config"]
+    cfg, sparsity = presets.from_record(TrainConfig, config), float(config["sparsity"])
+    arrays = results.load_arrays(out / "runs.npz")
     a, T = _cells(arrays), [int(t) for t in arrays["T"]]
     figures.dimensionality(T, a["feature_dim"], a["data_dim"], cfg.n_hidden, out / "dimensionality.png")
     pick = sorted(set(np.round(np.linspace(0, len(T) - 1, min(8, len(T)))).astype(int)))
@@ -203,6 +214,6 @@ def draw(arrays: dict, cfg: TrainConfig, sparsity: float, out: Path) -> None:
     infinite = arrays["infinite_test_loss"][0, 0, 0, 0] if "infinite_test_loss" in arrays else None
     figures.loss_vs_T(T, a["test_loss"], a["train_loss"], zero_output_loss(cfg, sparsity), out / "test_loss.png",
                       infinite=infinite)
-    figures.curve_vs_T(T, {"||W||_F": np.sqrt(np.sum(a["W"] ** 2, axis=(-2, -1))),
+    figures.curve_vs_T(T, {"||W||_F": np.asarray(metrics.weight_norm(a)),
                            "||b||": np.sqrt(np.sum(a["b"] ** 2, axis=-1))},
                        "norm", "Weight and bias norms vs T", out / "norms.png")

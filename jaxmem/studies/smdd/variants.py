@@ -84,13 +84,20 @@ def peak_stats(T, test_loss) -> dict:
             "height_over_dip": top - float(np.min(loss[:i])), "falls_again": bool(loss[-1] < top)}
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None) -> dict:
-    cfg, sweep = presets.pick(PRESETS, preset_name)
-    sweep = presets.with_seeds(sweep, seeds)
+def preset(name: str, seeds: int | None = None, overrides: dict | None = None):
+    """The baseline ``(cfg, sweep)`` with ``--seeds`` and ``--set`` applied."""
+    cfg, sweep = presets.pick(PRESETS, name)
+    return presets.override((cfg, presets.with_seeds(sweep, seeds)), overrides)
+
+
+def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
+        overrides: dict | None = None) -> dict:
+    cfg, sweep = preset(preset_name, seeds, overrides)
     out = Path(out)
     cfgs = {name: variant_config(cfg, name) for name in VARIANTS}
     config = dict(config_dict(cfg, sweep), variants={name: {"reduction": c.reduction, "hidden_relu": c.hidden_relu,
                                                             "eps": c.eps} for name, c in cfgs.items()})
+    presets.record_overrides(config, overrides)
     saved = run_variants([(name, c, sweep) for name, c in cfgs.items()], out, config, resume, progress)
     T = list(sweep.T)
     rows, test_curves, learned_curves = [], {}, {}
@@ -105,8 +112,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
                      "feature_dim_max": np.nanmean(saved[f"{name}_feature_dim_max"][:, 0, 0, 0], -1),
                      "n_learned": np.nanmean(learned, -1)})
     base = test_curves["sum"]
-    summary = {"experiment": "smdd-variants", "preset": preset_name, **results.device_info(),
-               "n_runs": len(VARIANTS) * len(T) * sweep.data_seeds,
+    summary = results.summary("smdd-variants", preset_name, {"n_runs": len(VARIANTS) * len(T) * sweep.data_seeds,
                "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
                "config": config,
                "results": {"by_variant": rows,
@@ -114,8 +120,23 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
                            # the control: mean loss with eps / n against the baseline
                            "mean_eps_vs_sum_max_rel_diff": float(np.nanmax(np.abs(test_curves["mean_eps"] - base)
                                                                            / base)),
-                           "diverged": diverged_runs(saved, list(VARIANTS))}}
+                           "diverged": diverged_runs(saved, list(VARIANTS))}})
     results.save_json(out / "summary.json", summary)
-    figures_smdd_extra.variant_curves(T, test_curves, learned_curves, zero_output_loss(cfg, sweep.sparsity),
-                                      out / "variants.png", dashed=("mean_eps",))
+    draw(out, summary)
     return summary
+
+
+def draw(out, summary: dict | None = None) -> None:
+    """``smdd-variants``' figure from its ``runs.npz`` and ``summary.json``."""
+    out = Path(out)
+    summary = results.load_json(out / "summary.json") if summary is None else summary
+    config, saved = summary["config"], results.load_arrays(out / "runs.npz")
+    n = float(config["n_features"])
+    test_curves, learned_curves = {}, {}
+    for name, v in config["variants"].items():
+        scale = n if v["reduction"] == "mean" else 1.0  # loss_scale: per example, summed over features
+        test_curves[name] = saved[f"{name}_test_loss"][:, 0, 0, 0] * scale
+        learned_curves[name] = saved[f"{name}_n_learned"][:, 0, 0, 0].astype(float)
+    figures_smdd_extra.variant_curves([int(t) for t in config["T"]], test_curves, learned_curves,
+                                      summary["results"]["zero_output_loss"], out / "variants.png",
+                                      dashed=("mean_eps",))
