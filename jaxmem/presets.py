@@ -278,3 +278,9 @@ def record_overrides(config: dict, overrides: dict | None) -> dict:
     if overrides:
         config["overrides"] = dict(overrides)
     return config
+
+
+def choose(presets: dict, name: str, seeds: int | None = None, overrides: dict | None = None,
+           field: str = "seeds"):
+    """The preset ``name`` with ``--seeds`` (into ``field``) and ``--set`` (``overrides``) applied."""
+    return override(with_seeds(pick(presets, name), seeds, field=field), overrides)

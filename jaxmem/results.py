@@ -310,5 +310,10 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def run_summary(out, summary: dict | None = None) -> dict:
+    """``summary`` if given, else the one saved in ``out/summary.json`` (what ``draw`` redraws from)."""
+    return load_json(Path(out) / "summary.json") if summary is None else summary
+
+
 def load_json(path) -> dict:
     return json.loads(Path(path).read_text())

@@ -721,7 +721,7 @@ def draw(out, summary: dict | None = None, parts=None) -> None:
     summary's ``parts_done``) from its ``<part>.npz`` files."""
     out = Path(out)
     if parts is None:
-        summary = results.load_json(out / "summary.json") if summary is None else summary
+        summary = results.run_summary(out, summary)
         parts = summary.get("parts_done", [])
     for name in parts:
         figures_dstar.draw(name, results.load_arrays(out / f"{name}.npz"), out)

@@ -152,7 +152,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
 def draw(out, summary: dict | None = None) -> None:
     """``grokking-lr``'s figure from its ``runs.npz`` and ``summary.json``."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     figures_grok.grokking_lr(results.load_arrays(out / "runs.npz"), presets.from_record(GrokLrConfig, summary["config"]),
                              out)
 

@@ -237,7 +237,7 @@ def analyse(cfg: ModularConfig, arrays: dict) -> dict:
 
 def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> ModularConfig:
     """The preset's config with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
-    return presets.override(presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds"), overrides)
+    return presets.choose(PRESETS, name, seeds, overrides)
 
 
 def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
@@ -292,7 +292,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
 def draw(out, summary: dict | None = None) -> None:
     """Every figure of a ``modular-addition`` run from its ``runs.npz`` and ``summary.json``."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     cfg = presets.from_record(ModularConfig, summary["config"])
     arrays = results.load_arrays(out / "runs.npz")
     steps = cfg.grok_config.history_steps

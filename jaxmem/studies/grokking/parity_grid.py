@@ -173,7 +173,7 @@ def relevant_share(w_in, n_relevant: int):
 
 def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> ParityConfig:
     """The preset's config with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
-    return presets.override(presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds"), overrides)
+    return presets.choose(PRESETS, name, seeds, overrides)
 
 
 def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
@@ -223,7 +223,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
 def draw(out, summary: dict | None = None) -> None:
     """Every figure of a ``parity-grid`` run from its ``runs.npz`` and ``summary.json``."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     figures_grok.parity_grid(results.load_arrays(out / "runs.npz"), presets.from_record(ParityConfig, summary["config"]),
                              out)
 

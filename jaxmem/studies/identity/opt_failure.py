@@ -562,7 +562,7 @@ def failure_table(saved: dict, cfg: OptFailureConfig) -> list[dict]:
 
 def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> OptFailureConfig:
     """The preset's config with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
-    return presets.override(presets.with_seeds(presets.pick(PRESETS, name), seeds, field="seeds"), overrides)
+    return presets.choose(PRESETS, name, seeds, overrides)
 
 
 def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
@@ -647,7 +647,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
 def draw(out, summary: dict | None = None) -> None:
     """Every figure of an ``opt-failure`` run from its ``runs.npz`` and ``summary.json``."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     figures.opt_failure(results.load_arrays(out / "runs.npz"), presets.from_record(OptFailureConfig, summary["config"]),
                         summary["results"]["by_n"], out)
 

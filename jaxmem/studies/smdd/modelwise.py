@@ -114,7 +114,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
 def draw(out, summary: dict | None = None) -> None:
     """``smdd-modelwise``'s figure from its ``modelwise.npz`` and ``summary.json``."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     res, saved = summary["results"], results.load_arrays(out / "modelwise.npz")
     curves = {int(r["T"]): saved[f"T{int(r['T'])}"] for r in res["by_T"]}
     figures_smdd_extra.modelwise_curves([int(m) for m in res["n_hidden"]], curves,

@@ -83,7 +83,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
 def draw(out, summary: dict | None = None) -> None:
     """The phase diagram of an ``smdd-phase`` run from its ``summary.json``."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     config, res = summary["config"], summary["results"]
     figures.phase_diagram([int(t) for t in config["T"]], [int(m) for m in config["n_hidden"]],
                           np.asarray(res["test_loss_grid"], float), res["zero_output_loss"], out)

@@ -138,7 +138,7 @@ def draw_slot(out, summary: dict | None = None) -> None:
     """``smdd-repeat-slot``'s figure from its ``runs.npz``, ``repeated_points.npz`` and
     ``summary.json``: the largest T's runs, two seeds per R."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     config, saved = summary["config"], results.load_arrays(out / "runs.npz")
     x0 = results.load_arrays(out / "repeated_points.npz")["x0"]
     T, Rs = [int(t) for t in config["T"]], [int(R) for R in config["repeats"]]
@@ -194,7 +194,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
 def draw(out, summary: dict | None = None) -> None:
     """``smdd-repeat``'s map from its ``summary.json``."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     config = summary["config"]
     figures.repeat_map([int(t) for t in config["T"]], [int(R) for R in config["repeats"]],
                        np.asarray(summary["results"]["stored_fraction_grid"], float), int(config["n_features"]),

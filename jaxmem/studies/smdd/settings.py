@@ -122,7 +122,7 @@ def draw_setting(name: str, out, summary: dict | None = None) -> None:
     """The two figures of an ``smdd-wd``/``-steps``/``-sparsity`` run from its ``runs.npz``
     and ``summary.json``."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     config, saved = summary["config"], results.load_arrays(out / "runs.npz")
     values = config["values"]
     curves, xs = {}, {}

@@ -202,7 +202,7 @@ def zero_output_loss(cfg: TrainConfig, sparsity: float) -> float:
 def draw(out, summary: dict | None = None) -> None:
     """Every figure of an ``smdd`` run from its ``runs.npz`` and ``summary.json``."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     config = summary["config"]
     cfg, sparsity = presets.from_record(TrainConfig, config), float(config["sparsity"])
     arrays = results.load_arrays(out / "runs.npz")

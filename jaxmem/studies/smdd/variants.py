@@ -129,7 +129,7 @@ def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, p
 def draw(out, summary: dict | None = None) -> None:
     """``smdd-variants``' figure from its ``runs.npz`` and ``summary.json``."""
     out = Path(out)
-    summary = results.load_json(out / "summary.json") if summary is None else summary
+    summary = results.run_summary(out, summary)
     config, saved = summary["config"], results.load_arrays(out / "runs.npz")
     n = float(config["n_features"])
     test_curves, learned_curves = {}, {}
