@@ -118,7 +118,7 @@ def summarize(cfg, sweep, repeats: int, measured) -> dict:
     compile_s, warm_up_s, jax_runs, torch_runs = measured
     jax_s = statistics.median(r.train_seconds for r in jax_runs)
     n_runs = len(sweep.T) * sweep.data_seeds * sweep.init_seeds
-    preset_steps = smdd.preset("quick")[0].steps
+    preset_steps = smdd.PRESETS["quick"][0].steps
     out = {
         "date": time.strftime("%Y-%m-%d"), **results.environment(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "device": results.cpu_model(),
@@ -159,7 +159,7 @@ def main():
     parser.add_argument("--fused", action="store_true", help="jaxmem with TrainConfig(fused=True)")
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
-    cfg, sweep = smdd.preset("quick")
+    cfg, sweep, _ = smdd.PRESETS["quick"]
     preset_steps = cfg.steps
     cfg = dataclasses.replace(cfg, steps=args.steps or (1000 if args.quick else cfg.steps), fused=args.fused)
     sweep = dataclasses.replace(sweep, init_seeds=args.init_seeds or sweep.init_seeds)

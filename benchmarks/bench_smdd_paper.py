@@ -41,7 +41,7 @@ def main():
     parser.add_argument("--preset", default="paper", help="another smdd preset, to try the script on a CPU")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    cfg, sweep = smdd.preset(args.preset)
+    cfg, sweep, _ = smdd.PRESETS[args.preset]
     buckets = plan_buckets(sweep.T, sweep.max_pad_ratio)
     timed = buckets if args.all_buckets else [max(buckets, key=lambda b: b.padded)]
     rows = []

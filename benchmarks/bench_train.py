@@ -82,7 +82,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
-    cfg, sweep = smdd.preset("quick")
+    cfg, sweep, _ = smdd.PRESETS["quick"]
     steps = args.steps or (1000 if args.quick else cfg.steps)
     repeats = args.repeats or 3
     cfg = dataclasses.replace(cfg, steps=steps)

@@ -5,8 +5,8 @@ hyperparameters; ``jaxmem.train``), ``load`` (a saved run as an ``xarray.Dataset
 ``data`` (sparse-feature datasets), ``tasks`` (modular addition, parity), ``mnist``,
 ``models`` (pure model functions), ``sweep`` (the SMDD sweep on ``run_grid``),
 ``devices`` (the run mesh), ``cache`` (the persistent compilation cache), ``metrics``,
-``dstar`` (maximal data dimensionality), ``stats`` (rank correlation), ``results``
-(run folders). ``jaxmem.studies`` holds one folder per study (smdd, dstar, grokking,
+``dstar`` (maximal data dimensionality), ``stats`` (rank correlation), ``store`` (the
+run folder: parts, resume, ``load``). ``jaxmem.studies`` holds one folder per study (smdd, dstar, grokking,
 identity): its experiments (what ``jaxmem reproduce NAME`` runs), analysis and figures.
 
 Names load on first use, so that ``jaxmem``'s command line can set up JAX's devices
@@ -16,9 +16,9 @@ import importlib
 
 __version__ = "0.1.0"  # as pyproject.toml
 
-_MODULES = ("cache", "data", "devices", "dstar", "metrics", "models", "results", "stats", "studies", "sweep",
+_MODULES = ("cache", "data", "devices", "dstar", "metrics", "models", "results", "stats", "store", "studies", "sweep",
             "tasks", "mnist", "train")
-_NAMES = {"run_grid": "jaxmem.train", "GridResult": "jaxmem.train", "load": "jaxmem.results",
+_NAMES = {"run_grid": "jaxmem.train", "GridResult": "jaxmem.train", "load": "jaxmem.store",
           "enable_compilation_cache": "jaxmem.cache"}
 
 __all__ = ["__version__", *_MODULES, *_NAMES]

@@ -13,8 +13,10 @@ import jax
 #: environment variable naming the cache folder
 CACHE_DIR_VAR = "JAXMEM_CACHE_DIR"
 
-#: programs that compile faster than this are not written (tiny eager ops)
+#: programs that compile faster than this are not written (tiny eager ops);
+#: ``$JAXMEM_CACHE_MIN_COMPILE_SECONDS`` sets another threshold (0: write every program)
 MIN_COMPILE_SECONDS = 0.1
+MIN_COMPILE_VAR = "JAXMEM_CACHE_MIN_COMPILE_SECONDS"
 
 
 def default_cache_dir() -> Path:
@@ -30,5 +32,6 @@ def enable_compilation_cache(path=None) -> Path:
     first compile after a folder is set and keeps it for the process: call this first."""
     path = Path(path).expanduser() if path is not None else default_cache_dir()
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    threshold = float(os.environ.get(MIN_COMPILE_VAR) or MIN_COMPILE_SECONDS)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", threshold)
     return path

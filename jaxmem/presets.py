@@ -20,6 +20,9 @@ def with_seeds(config, seeds: int | None, field: str = "data_seeds"):
         return config
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds!r}")
+    head, dot, rest = field.partition(".")
+    if dot:  # a field of a nested config: "model.seeds"
+        return dataclasses.replace(config, **{head: with_seeds(getattr(config, head), seeds, rest)})
     return dataclasses.replace(config, **{field: int(seeds)})
 
 

@@ -66,6 +66,9 @@ class Sweep:
             raise ValueError("T must list at least one dataset size")
         for T in self.T:
             positive_int("dataset size T", T)
+        if list(self.T) != sorted(set(self.T)):
+            raise ValueError(f"T must be strictly increasing (no repeats), got {tuple(self.T)!r}; "
+                             f"e.g. {tuple(sorted(set(self.T)))!r}")
         points, R = self.repeat
         if points < 0 or R < 1 or any(points * R > T for T in self.T):
             raise ValueError(f"repeat={self.repeat!r}: cannot repeat {points} points {R} times "

@@ -4,6 +4,7 @@
     python scripts/reproduce_all.py                      # every experiment, quick, into runs/all
     python scripts/reproduce_all.py --only smdd parity-grid --out runs/some
     python scripts/reproduce_all.py --preset paper --timeout 7200 --resume
+    python scripts/reproduce_all.py --overwrite     # again, replacing the runs of last time
 
 Each experiment runs as ``jaxmem reproduce NAME --preset P --out ROOT/NAME`` in its own
 process (``--in-process`` runs them in this one instead), its output going to
@@ -214,7 +215,9 @@ def main(argv=None, runner=None) -> int:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--out", default="runs/all", help="ROOT: each experiment goes into ROOT/NAME")
     parser.add_argument("--seeds", type=int, default=None, help="passed to each `jaxmem reproduce`")
-    parser.add_argument("--resume", action="store_true", help="passed to each `jaxmem reproduce`")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="passed to each `jaxmem reproduce`")
+    group.add_argument("--overwrite", action="store_true", help="passed to each `jaxmem reproduce`")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per experiment (child processes only)")
     parser.add_argument("--in-process", action="store_true", help="run in this process, not one child each")
     args = parser.parse_args(argv)
@@ -223,7 +226,8 @@ def main(argv=None, runner=None) -> int:
     unknown = [n for n in names if n not in studies.REGISTRY]
     if unknown:
         parser.error(f"unknown experiment(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(studies.REGISTRY))}")
-    extra = (["--seeds", str(args.seeds)] if args.seeds is not None else []) + (["--resume"] if args.resume else [])
+    extra = ((["--seeds", str(args.seeds)] if args.seeds is not None else []) + (["--resume"] if args.resume else [])
+             + (["--overwrite"] if args.overwrite else []))
     if runner is None:
         runner = run_in_process if args.in_process else run_subprocess
     root = Path(args.out)

@@ -4,13 +4,14 @@ import json
 import numpy as np
 import pytest
 
-from jaxmem import results
-from jaxmem.studies.smdd import smdd
+import jaxmem
+from jaxmem import studies
+from jaxmem.store import open_parts
 
 
 @pytest.mark.slow
 def test_smdd_quick_shows_the_three_regimes(tmp_path):
-    summary = smdd.run("quick", tmp_path)
+    summary = studies.reproduce("smdd", "quick", tmp_path)
     r = summary["results"]
     by_T = r["by_T"]
     assert summary["wall_seconds"] < 300
@@ -21,16 +22,17 @@ def test_smdd_quick_shows_the_three_regimes(tmp_path):
         assert abs(row["data_dim_mean"] * row["T"] / 2 - 1) < 0.02
     assert 0 < by_T.index(max(by_T, key=lambda x: x["W_norm"])) < len(by_T) - 1
     assert json.loads((tmp_path / "summary.json").read_text())["results"]["by_T"] == json.loads(json.dumps(by_T))
-    assert results.load_arrays(tmp_path / "runs.npz")["W"].shape[0] == len(by_T)
+    manifest, parts = open_parts(tmp_path)
+    assert manifest["status"] == "finished" and set(parts) == {"", "infinite"}
+    assert parts[""]["W"].shape[0] == len(by_T) and jaxmem.load(tmp_path).sizes["T"] == len(by_T)
+    assert r["infinite"]["n_diverged"] == 0
 
 
 @pytest.mark.slow
 def test_modular_addition_quick_shows_the_plateau(tmp_path):
     """The explorable's picture on its own setting: memorised early, generalised tens of
     thousands of steps later, with a few key frequencies; the unfactored model never."""
-    from jaxmem.studies.grokking import modular_addition
-
-    r = modular_addition.run("quick", tmp_path)["results"]
+    r = studies.reproduce("modular-addition", "quick", tmp_path)["results"]
     factored = r["factored"]
     assert factored["generalised"] > len(factored["runs"]) / 2
     assert factored["median_generalise_over_memorise"] >= 10
@@ -47,12 +49,22 @@ def test_modular_addition_quick_shows_the_plateau(tmp_path):
 def test_parity_grid_quick_weight_decay_orders_the_outcomes(tmp_path):
     """The explorable's story: too little decay memorises, more groks or generalises, too
     much learns nothing."""
-    from jaxmem.studies.grokking import parity_grid
-
-    r = parity_grid.run("quick", tmp_path)["results"]
+    r = studies.reproduce("parity-grid", "quick", tmp_path)["results"]
     assert sum(r["outcomes"].values()) == r["n_runs"] == 54
     counts = np.array(r["outcome_grid"])  # [train, hidden, wd, class]
     by_wd = counts.sum((0, 1))
     assert by_wd[0, 2] > by_wd[0, :2].sum()  # smallest decay: mostly memorise only
     assert by_wd[1, 0] > 0  # middle decay: some grokking
     assert by_wd[-1, 3] > by_wd[0, 3]  # largest decay: more learn nothing
+
+
+@pytest.mark.slow
+def test_grokking_lr_quick_has_an_optimal_lr_and_sgd_lags(tmp_path):
+    """The README's quick table: at 10,000 steps lr 1e-2 generalises at p = 67 and 113
+    where lr 1e-4 does not, and SGD and MSE learn nothing."""
+    r = studies.reproduce("grokking-lr", "quick", tmp_path)["results"]
+    cell = lambda grid, lr: next(c for c in r[grid]["cells"] if c["lr"] == lr)
+    assert cell("adam_p67", 1e-2)["generalised"] == 2 and cell("adam_p67", 1e-4)["generalised"] == 0
+    assert cell("adam_p113", 1e-2)["generalised"] >= 1
+    for grid in ("sgd", "mse"):
+        assert r[grid]["outcomes"]["learn nothing"] == sum(r[grid]["outcomes"].values())

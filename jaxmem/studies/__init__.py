@@ -1,6 +1,6 @@
-"""The studies, one folder each (smdd, dstar, grokking, identity). Experiments behind
-``jaxmem reproduce NAME``: each module has ``DESCRIPTION``,
-``PRESETS`` and ``run(preset, out, seeds=None, resume=False) -> summary``."""
+"""The studies, one folder each (smdd, dstar, grokking, identity). The experiments behind
+``jaxmem reproduce NAME`` follow one protocol (``jaxmem.studies.protocol``: ``PRESETS``,
+``run(cfg, store)``, ``summarize``, ``draw``); ``reproduce(NAME, preset, out, ...)`` runs one."""
 from __future__ import annotations
 
 import importlib
@@ -13,11 +13,22 @@ REGISTRY = {
     "dstar-smdd": "dstar.smdd", "dstar-mnist": "dstar.mnist",
     "modular-addition": "grokking.modular_addition", "parity-grid": "grokking.parity_grid",
     "grokking-lr": "grokking.lr",
-    "opt-failure": "identity.opt_failure",
+    "opt-failure": "opt_failure.opt_failure",
 }
 
 
 def get(name: str):
     if name not in REGISTRY:
         raise ValueError(f"unknown experiment {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    return importlib.import_module(f"jaxmem.studies.{REGISTRY[name]}")
+    module = importlib.import_module(f"jaxmem.studies.{REGISTRY[name]}")
+    module.NAME = name
+    return module
+
+
+def reproduce(name: str, preset: str = "quick", out=None, **kwargs) -> dict:
+    """Run experiment ``name`` into ``out`` (see ``jaxmem.studies.protocol.reproduce``)."""
+    from jaxmem.studies.protocol import reproduce as run
+
+    if out is None:
+        raise ValueError("reproduce needs out=, the folder for the results")
+    return run(name, preset, out, **kwargs)

@@ -11,14 +11,20 @@ into padded buckets (``buckets.plan_buckets``), one program per bucket; a bucket
 are split over every device (``jax.shard_map`` on a 1-D mesh, across processes after
 ``jax.distributed.initialize()``) and mapped on each device ``runs_batch`` vmapped at a
 time. Training goes in chunks; with ``checkpoint_dir`` each chunk's state is saved, so a
-killed run resumes at its last chunk with the same numbers.
+killed run resumes at its last chunk with the same numbers. A checkpoint's name
+fingerprints what its numbers depend on: the settings, the grid, the functions' code and
+the values they close over (``function_fingerprint``) and the fixed data and ``aux``
+(``data_fingerprint``), so a changed model or dataset never loads a stale checkpoint.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
+import sys
 import time
+import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -57,6 +63,8 @@ class GridResult:
     train_seconds: float
     bucket_seconds: list  # training seconds of each bucket (0 for one loaded from a checkpoint)
     params_at: Any = None  # with ``keep_params_at``: params [grid..., K, ...] after those update counts
+    #: per bucket: "" (trained), "loaded" (from its done-checkpoint) or "resumed at chunk c"
+    resumed: list = dataclasses.field(default_factory=list)
 
     def to_xarray(self):
         """The per-run arrays as an ``xarray.Dataset`` with the grid's axes as dims."""
@@ -107,8 +115,14 @@ def run_grid(init: Callable, loss: Callable | None, data, grid: Mapping[str, Any
     ``eps``, ``decay``: see ``optim.Optim``. ``runs_batch``: runs vmapped together on each
     device (default: 1 on CPU, where XLA runs batched small matmuls slowly; all on an
     accelerator), or a function of a bucket's rows to that number. ``hp_dtype``: the
-    dtype of the traced hyperparameters. ``checkpoint_tag`` names what the functions
-    close over (their settings) in the checkpoints' names. ``keep_params_at``: update
+    dtype of the traced hyperparameters. ``checkpoint_dir``: a folder for each bucket's
+    checkpoints, named by a fingerprint of the settings, the grid, ``seed``, the functions
+    (``function_fingerprint``: code and closed-over values), the fixed ``data`` and ``aux``
+    (``data_fingerprint``: contents) and ``checkpoint_tag`` (anything else the numbers
+    depend on that the fingerprints cannot see, e.g. state behind an opaque object); a
+    bucket loaded or resumed from one says so on stderr and in ``GridResult.resumed``.
+    A ``loss`` that does not return shape ``[N]`` (one loss per row) raises ``ValueError``.
+    ``keep_params_at``: update
     counts (0: the init, ``steps``: the final params) whose params are kept, in
     ``GridResult.params_at``.
     """
@@ -139,25 +153,28 @@ def run_grid(init: Callable, loss: Callable | None, data, grid: Mapping[str, Any
     model = _Model(init, loss, objective, observe, evaluate)
     statics = _Statics(sched, opt, batch_size, fresh, hp_dtype, tuple(n for n in names if n not in (SEED, DATA_SEED, N_TRAIN)),
                        keep)
+    identity = None if checkpoint_dir is None else _identity(model, data, aux, seed, checkpoint_tag)
     per_run: dict[int, dict] = {}
     compile_seconds = train_seconds = 0.0
-    bucket_seconds = []
+    bucket_seconds, resumed = [], []
     for ib, (rows, bucket_sizes) in enumerate(plan):
         index = [i for i, p in enumerate(points) if bucket_sizes is None or axes[N_TRAIN][p[names.index(N_TRAIN)]] in bucket_sizes]
         rows = rows if rows is not None else (n_fixed if n_fixed is not None else None)
         label = f"bucket {ib + 1}/{len(plan)}" + (f" ({rows} rows)" if rows else "")
         batch = runs_batch(rows) if callable(runs_batch) else runs_batch
-        out, c_s, t_s = _train_bucket(model, statics, data, aux, axes, [points[i] for i in index], rows, root, mesh,
-                                      chunks, checkpoint_dir, checkpoint_tag, batch, progress, label)
+        out, c_s, t_s, how = _train_bucket(model, statics, data, aux, axes, [points[i] for i in index], rows, root,
+                                           mesh, chunks, checkpoint_dir, identity, batch, progress, label,
+                                           f"bucket {ib + 1}/{len(plan)}")
         compile_seconds, train_seconds = compile_seconds + c_s, train_seconds + t_s
         bucket_seconds.append(t_s)
+        resumed.append(how)
         for r, i in enumerate(index):
             per_run[i] = jax.tree.map(lambda a: a[r], out)
     stacked = _stack([per_run[i] for i in range(len(points))], shape)
     return GridResult(stacked["params"], stacked["train_loss"], stacked["history"]["loss"], stacked["history"],
                       np.asarray(sched.history_steps), stacked["diverged"], stacked.get("outputs", {}), axes,
                       time.perf_counter() - t_start, compile_seconds, train_seconds, bucket_seconds,
-                      stacked.get("params_at"))
+                      stacked.get("params_at"), resumed)
 
 
 def _check_grid(grid, data, fresh) -> dict:
@@ -240,8 +257,10 @@ def _runs(statics: _Statics, axes: dict, points: list, root):
     return runs, data_keys
 
 
-def _train_bucket(model, statics, data, aux, axes, points, rows, root, mesh, chunks, checkpoint_dir, tag, runs_batch,
-                  progress, label):
+def _train_bucket(model, statics, data, aux, axes, points, rows, root, mesh, chunks, checkpoint_dir, identity,
+                  runs_batch, progress, label, which):
+    """Train one bucket's runs: ``(per-run results, compile s, train s, how)``, ``how``
+    being "" (trained here), "loaded" or "resumed at chunk c" (from ``checkpoint_dir``)."""
     sched = statics.sched
     runs, data_keys = _runs(statics, axes, points, root)
     n_runs = len(points)
@@ -261,21 +280,23 @@ def _train_bucket(model, statics, data, aux, axes, points, rows, root, mesh, chu
     compile_seconds = time.perf_counter() - t0
     path = None
     if checkpoint_dir is not None:
-        name = f"{getattr(model.init, '__qualname__', '')}/{getattr(model.loss or model.objective, '__qualname__', '')}"
-        path = Path(checkpoint_dir) / f"grid-{_fingerprint(statics, axes, points, rows, chunks, name + tag)}"
+        path = Path(checkpoint_dir) / f"grid-{_fingerprint(statics, axes, points, rows, chunks, identity)}"
     done_path = None if path is None else path.with_suffix(".done.npz")
     if done_path is not None and done_path.exists():
+        _say(f"{which} loaded from {done_path}")
         progress.update(n_runs * sched.steps, f"{label}: loaded from {done_path}")
-        return _unflatten(programs.result_shape, results.load_arrays(done_path)), compile_seconds, 0.0
+        return _unflatten(programs.result_shape, results.load_arrays(done_path)), compile_seconds, 0.0, "loaded"
     sets = programs.make_sets(inputs)
     states = programs.start(runs)
-    records, first = [], 0
+    records, first, how = [], 0, ""
     chunk_path = None if path is None else path.with_suffix(".chunk.npz")
     if chunk_path is not None and chunk_path.exists():
         saved = results.load_arrays(chunk_path)
         first = int(saved.pop("chunk"))
         states, so_far = _unflatten((programs.state_shape, programs.result_shape["history"]), saved)
         states, records = jax.device_put(states, devices.by_run(mesh)), [so_far]
+        how = f"resumed at chunk {first}"
+        _say(f"{which} {how} from {chunk_path}")
         progress.update(n_runs * first * chunk_records * sched.log_every, f"{label}: resumed at chunk {first}")
     train_seconds = 0.0
     n_chunks = sched.n_records // chunk_records
@@ -297,7 +318,13 @@ def _train_bucket(model, statics, data, aux, axes, points, rows, root, mesh, chu
         results.save_arrays(done_path, _flatten(out))
         if chunk_path.exists():
             chunk_path.unlink()
-    return out, compile_seconds, train_seconds
+    return out, compile_seconds, train_seconds, how
+
+
+def _say(line: str) -> None:
+    """One line on stderr (from the first process only) about where numbers came from."""
+    if jax.process_index() == 0:
+        print(f"jaxmem: {line}", file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,7 +358,13 @@ def _build(model, statics, data_fn, rows, batch, chunk_records, runs, inputs, me
     def objective_of(hp):
         if model.objective is not None:
             return lambda p, b, w: model.objective(p, b, w, hp)
-        return lambda p, b, w: loop.weighted_mean(model.loss(p, b, hp), w)
+
+        def weighted_loss(p, b, w):
+            values = model.loss(p, b, hp)
+            _check_per_example(values, w.shape[0])
+            return loop.weighted_mean(values, w)
+
+        return weighted_loss
 
     def train_set(run, sets):
         batch = jax.tree.map(lambda a: a[run["data_index"]], sets["data"]) if data_fn is not None else sets["data"]
@@ -407,6 +440,17 @@ def _build(model, statics, data_fn, rows, batch, chunk_records, runs, inputs, me
                      evaluate.lower(states, all_records, runs, sets).compile(), states, result)
 
 
+def _check_per_example(values, n: int) -> None:
+    """Raise (at trace time) unless ``loss`` returned one value per row of its batch: a
+    scalar would make every ``n_train`` train on the same number, ``[N, 1]`` would
+    broadcast against the ``[N]`` weights."""
+    shape = tuple(jnp.shape(values))
+    if shape != (n,):
+        raise ValueError(f"loss must return per-example losses of shape [{n}], got shape {shape}: return one loss "
+                         "per row of the batch, not their mean (run_grid weighs and averages them itself), and "
+                         "drop a trailing axis of size 1 (e.g. [:, 0]); or pass objective= for a scalar")
+
+
 #: ``fold_in`` tag of a data seed's stream of fresh batches (no dataset has this many rows)
 FRESH_STREAM = 2**31 - 1
 
@@ -443,11 +487,265 @@ def _abstract(tree):
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=getattr(a, "sharding", None)), tree)
 
 
-def _fingerprint(statics, axes, points, rows, chunks, name: str) -> str:
-    """Names a bucket's checkpoints by what its numbers depend on (the model's functions
-    by name: a checkpoint folder belongs to one model)."""
-    text = repr((statics, axes, points, rows, chunks, name, jax.default_backend()))
+def _fingerprint(statics, axes, points, rows, chunks, identity: str) -> str:
+    """Names a bucket's checkpoints by what its numbers depend on: the settings, the
+    bucket's runs and rows, and ``identity`` (``_identity``: the functions, data, seed and
+    tag)."""
+    text = repr((statics, axes, points, rows, chunks, identity, jax.default_backend()))
     return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _identity(model: _Model, data, aux, seed: int, tag: str) -> str:
+    """What a grid's numbers depend on beyond its settings: each function's
+    ``function_fingerprint``, the data's (``data_fingerprint``, or the data function's),
+    ``aux``'s, the root ``seed`` and the user's ``checkpoint_tag``."""
+    parts = [f"{role}={function_fingerprint(fn)}" for role, fn in
+             (("init", model.init), ("loss", model.loss), ("objective", model.objective),
+              ("observe", model.observe), ("evaluate", model.evaluate))]
+    parts.append(f"data_fn={function_fingerprint(data)}" if callable(data) else f"data={data_fingerprint(data)}")
+    parts.append("aux=" + ("none" if aux is None else data_fingerprint(aux)))
+    parts.append(f"seed={int(seed)}")
+    parts.append(f"tag={tag}")
+    return ";".join(parts)
+
+
+#: how deep ``function_fingerprint`` follows functions and objects (closures, defaults,
+#: globals, partials, bound methods), and how many values it looks at in all
+_FP_DEPTH, _FP_BUDGET = 8, 20_000
+_SIMPLE = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis))
+
+
+class _Hasher:
+    """sha1 over a stream of length-prefixed parts, with the bookkeeping of one walk: the
+    objects being described (to cut cycles; their ``id`` is never hashed, so the digest
+    is the same in every process) and a budget of values."""
+
+    def __init__(self, budget: int = _FP_BUDGET):
+        self.sha = hashlib.sha1()
+        self.stack: set[int] = set()
+        self.budget = budget
+
+    def put(self, *parts) -> None:
+        for part in parts:
+            data = part if isinstance(part, (bytes, memoryview)) else str(part).encode("utf-8", "replace")
+            self.sha.update(len(data).to_bytes(8, "little"))
+            self.sha.update(data)
+
+    def hexdigest(self) -> str:
+        return self.sha.hexdigest()
+
+
+def _type_name(obj) -> str:
+    t = obj if isinstance(obj, type) else type(obj)
+    return f"{getattr(t, '__module__', '')}.{getattr(t, '__qualname__', t.__name__)}"
+
+
+def _is_array(obj) -> bool:
+    return isinstance(obj, (np.ndarray, np.generic, jax.Array))
+
+
+def _feed_array(h: _Hasher, a) -> None:
+    """dtype, shape and bytes of an array (numpy or jax; a typed PRNG key by its key data)."""
+    dtype = getattr(a, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        h.put("key", str(dtype))
+        a = jax.random.key_data(a)
+    arr = np.asarray(a)
+    if arr.dtype.hasobject:
+        raise TypeError("an object array has no stable bytes")
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    h.put("array", str(arr.dtype), repr(arr.shape), memoryview(flat.view(np.uint8)) if flat.dtype.itemsize else b"")
+
+
+def _global_names(code: types.CodeType) -> list:
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _global_names(const)
+    return list(dict.fromkeys(names))
+
+
+def _feed_code(h: _Hasher, code: types.CodeType, depth: int) -> None:
+    h.put("code", code.co_name, code.co_argcount, code.co_kwonlyargcount, code.co_flags, code.co_code,
+          repr(code.co_names), repr(code.co_varnames), repr(code.co_freevars), len(code.co_consts))
+    for const in code.co_consts:  # through _feed: a frozenset constant's repr depends on PYTHONHASHSEED
+        _feed(h, const, depth)
+
+
+def _feed_function(h: _Hasher, fn: types.FunctionType, depth: int) -> None:
+    h.put("function", fn.__module__ or "", fn.__qualname__)
+    _feed_code(h, fn.__code__, depth)
+    h.put("defaults")
+    _feed(h, fn.__defaults__ or (), depth + 1)
+    _feed(h, fn.__kwdefaults__ or {}, depth + 1)
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # a cell not filled yet
+            h.put("cell", name, "<empty>")
+            continue
+        h.put("cell", name)
+        _feed(h, value, depth + 1)
+    scope = fn.__globals__
+    for name in _global_names(fn.__code__):
+        if name not in scope:
+            continue
+        value = scope[name]
+        h.put("global", name)
+        same_module = getattr(value, "__module__", None) == fn.__module__
+        if isinstance(value, types.FunctionType) and not same_module:
+            h.put(value.__module__ or "", value.__qualname__)  # another module's (a library's) function: by name
+        elif isinstance(value, type) and same_module:
+            _feed_class(h, value, depth + 1)
+        else:
+            _feed(h, value, depth + 1)
+
+
+def _feed_class(h: _Hasher, cls: type, depth: int) -> None:
+    """A class by name and the functions it defines itself (a flax module's ``__call__``)."""
+    h.put("class", _type_name(cls))
+    if depth >= _FP_DEPTH or id(cls) in h.stack:
+        return
+    h.stack.add(id(cls))
+    try:
+        for name, attr in sorted(vars(cls).items()):
+            if isinstance(attr, (staticmethod, classmethod)):
+                attr = attr.__func__
+            if isinstance(attr, types.FunctionType):
+                h.put("def", name)
+                _feed(h, attr, depth + 1)
+    finally:
+        h.stack.discard(id(cls))
+
+
+def _feed_fields(h: _Hasher, obj, depth: int) -> None:
+    for field in dataclasses.fields(obj):
+        h.put("field", field.name)
+        try:
+            value = getattr(obj, field.name)
+        except Exception:  # noqa: BLE001 - a field not set (yet)
+            h.put("<unset>")
+            continue
+        _feed(h, value, depth)
+
+
+def _feed(h: _Hasher, obj, depth: int = 0) -> None:
+    """Describe ``obj`` into ``h``: plain values by ``repr``, containers element by
+    element, arrays by content, code by its bytecode and constants, functions by code,
+    defaults, closure cells and the globals they name, ``functools.partial`` by its
+    function and arguments, bound methods by their function and their object's class
+    (and fields, for a dataclass such as a flax module), other objects by type."""
+    h.budget -= 1
+    if isinstance(obj, _SIMPLE):
+        h.put("value", type(obj).__name__, repr(obj))
+        return
+    if isinstance(obj, types.ModuleType):
+        h.put("module", obj.__name__)
+        return
+    if isinstance(obj, type):
+        h.put("type", _type_name(obj))
+        return
+    if _is_array(obj):
+        try:
+            _feed_array(h, obj)
+        except Exception:  # noqa: BLE001 - a tracer, an object array: nothing stable to hash but the type
+            h.put("opaque-array", _type_name(obj))
+        return
+    if depth >= _FP_DEPTH or h.budget <= 0:
+        h.put("deep", _type_name(obj), getattr(obj, "__qualname__", ""))
+        return
+    if id(obj) in h.stack:
+        h.put("cycle", _type_name(obj))
+        return
+    h.stack.add(id(obj))
+    try:
+        _feed_object(h, obj, depth)
+    except Exception:  # noqa: BLE001 - an object that will not be looked into: its type
+        h.put("opaque", _type_name(obj))
+    finally:
+        h.stack.discard(id(obj))
+
+
+def _feed_object(h: _Hasher, obj, depth: int) -> None:
+    if isinstance(obj, types.CodeType):
+        _feed_code(h, obj, depth)
+    elif isinstance(obj, (tuple, list)):
+        h.put(type(obj).__name__, len(obj))
+        for item in obj:
+            _feed(h, item, depth + 1)
+    elif isinstance(obj, (set, frozenset)):  # in an order that does not depend on PYTHONHASHSEED
+        digests = []
+        for item in obj:
+            sub = _Hasher(h.budget)
+            sub.stack = h.stack
+            _feed(sub, item, depth + 1)
+            h.budget = sub.budget
+            digests.append(sub.hexdigest())
+        h.put(type(obj).__name__, *sorted(digests))
+    elif isinstance(obj, Mapping):
+        h.put("mapping", _type_name(obj), len(obj))
+        for key, value in obj.items():
+            _feed(h, key, depth + 1)
+            _feed(h, value, depth + 1)
+    elif isinstance(obj, types.FunctionType):
+        _feed_function(h, obj, depth)
+    elif isinstance(obj, functools.partial):
+        h.put("partial")
+        _feed(h, obj.func, depth + 1)
+        _feed(h, obj.args, depth + 1)
+        _feed(h, obj.keywords, depth + 1)
+    elif isinstance(obj, types.MethodType):
+        owner = obj.__self__
+        h.put("method", repr(type(owner)))
+        _feed(h, obj.__func__, depth + 1)
+        if isinstance(owner, type):  # a classmethod
+            _feed_class(h, owner, depth + 1)
+        else:
+            _feed_class(h, type(owner), depth + 1)
+            if dataclasses.is_dataclass(owner):
+                _feed_fields(h, owner, depth + 1)
+    elif isinstance(obj, (types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType)):
+        h.put("builtin", getattr(obj, "__module__", None) or "", getattr(obj, "__qualname__", ""))
+    elif not hasattr(obj, "__code__") and getattr(obj, "__wrapped__", None) is not None:  # jax.jit and the like
+        h.put("wrapped", _type_name(obj))
+        _feed(h, obj.__wrapped__, depth + 1)
+    else:
+        h.put("object", repr(type(obj)), getattr(obj, "__qualname__", ""))
+        if callable(obj) or dataclasses.is_dataclass(obj):  # a callable instance, a flax module: its class's code
+            _feed_class(h, type(obj), depth + 1)
+        if dataclasses.is_dataclass(obj):
+            _feed_fields(h, obj, depth + 1)
+
+
+def function_fingerprint(fn) -> str:
+    """A hex digest of what a function computes, the same in every process (no ``id``, no
+    ``hash``): for a Python function its module, qualname, bytecode (``co_code``), names
+    and constants (nested code objects recursively), defaults, the values of its closure
+    cells and of the module globals it names (numbers, strings, tuples, dicts, numpy/jax
+    arrays by content; functions recursively, another module's by name); a
+    ``functools.partial`` by its function, args and keywords; a bound method (e.g. a flax
+    ``module.apply``) by ``__func__`` and its object's type (and dataclass fields); a
+    callable instance by its type and its ``__call__``; anything else by type and
+    ``__qualname__``. Two lambdas with the same qualname but other code, or the same code
+    closing over other values, differ; one function defined twice alike agrees. ``None``
+    gives ``"none"``."""
+    if fn is None:
+        return "none"
+    h = _Hasher()
+    _feed(h, fn)
+    return h.hexdigest()
+
+
+def data_fingerprint(tree) -> str:
+    """A hex digest of a pytree of arrays' contents: sha1 over its structure and each
+    leaf's dtype, shape and bytes (via numpy; a non-array leaf as ``function_fingerprint``
+    describes it). Equal shapes with other values differ."""
+    leaves, treedef = jax.tree.flatten(tree)
+    h = _Hasher()
+    h.put("tree", str(treedef), len(leaves))
+    for leaf in leaves:
+        _feed(h, leaf)
+    return h.hexdigest()
 
 
 def _flatten(tree) -> dict:

@@ -4,15 +4,15 @@ import json
 
 import pytest
 
-from jaxmem import presets, results
-from jaxmem.studies.identity import opt_failure
+from jaxmem import presets, store, studies
+from jaxmem.studies import protocol
 from jaxmem.studies.smdd import smdd
 from jaxmem.sweep import Sweep
 from jaxmem.train import TrainConfig
 
 
 def test_override_sets_fields_of_a_real_preset():
-    quick = opt_failure.PRESETS["quick"]
+    quick = studies.get("opt-failure").PRESETS["quick"]
     cfg = presets.override(quick, {"steps": "300", "lrs": "1e-3,1e-2", "inits": "xavier", "sym_gd_lr": "0.5"})
     assert (cfg.steps, cfg.lrs, cfg.inits, cfg.sym_gd_lr) == (300, (1e-3, 1e-2), ("xavier",), 0.5)
     assert cfg.seeds == quick.seeds and quick.steps != 300  # the rest as the preset, which is untouched
@@ -20,8 +20,9 @@ def test_override_sets_fields_of_a_real_preset():
 
 
 def test_override_looks_each_name_up_in_every_member_of_a_tuple():
-    cfg, sweep = presets.override(smdd.PRESETS["quick"], {"steps": "60", "T": "(3,10,30)", "data_seeds": "1",
-                                                          "hidden_relu": "true", "sparsity": "0.9"})
+    cfg, sweep, _ = presets.override(smdd.PRESETS["quick"], {"steps": "60", "T": "(3,10,30)", "data_seeds": "1",
+                                                             "hidden_relu": "true", "sparsity": "0.9"},
+                                     names=smdd.SET_NAMES)
     assert isinstance(cfg, TrainConfig) and isinstance(sweep, Sweep)
     assert (cfg.steps, cfg.hidden_relu, sweep.T, sweep.data_seeds, sweep.sparsity) == (60, True, (3, 10, 30), 1, 0.9)
     # a non-dataclass member by the name given to it
@@ -36,7 +37,7 @@ def test_tuple_of_ints(text, want):
 
 
 def test_tuples_of_floats_strings_and_nested_tuples():
-    q = opt_failure.PRESETS["quick"]
+    q = studies.get("opt-failure").PRESETS["quick"]
     assert presets.override(q, {"escape_bias": "-0.1,0,0.2"}).escape_bias == (-0.1, 0.0, 0.2)
     assert presets.override(q, {"inits": "xavier,normal"}).inits == ("xavier", "normal")
     assert presets.override(q, {"optimizers": "(('adamw', 0.01), ('adam', 0.0))"}).optimizers == (
@@ -57,7 +58,7 @@ def test_none_bool_and_nested_fields():
 
 def test_unknown_field_is_named_and_the_known_ones_listed():
     with pytest.raises(ValueError, match=r"unknown field 'stepz'.*known: .*steps"):
-        presets.override(opt_failure.PRESETS["quick"], {"stepz": "3"})
+        presets.override(studies.get("opt-failure").PRESETS["quick"], {"stepz": "3"})
     with pytest.raises(ValueError, match=r"unknown field 'nope'.*n_features.*sparsity"):
         presets.override(smdd.PRESETS["quick"], {"nope": "3"})
     from jaxmem.studies.grokking import lr
@@ -82,7 +83,7 @@ def test_ambiguous_name_is_an_error():
 ])
 def test_bad_value_names_the_field_and_the_value(field, value, match):
     with pytest.raises(ValueError, match=match.replace("(", r"\(")):
-        presets.override(opt_failure.PRESETS["quick"], {field: value})
+        presets.override(studies.get("opt-failure").PRESETS["quick"], {field: value})
 
 
 def test_bad_value_in_a_tuple_preset():
@@ -103,67 +104,22 @@ def test_parse_assignments():
 def test_from_record_rebuilds_a_config_from_its_json():
     from jaxmem.studies.grokking import lr
 
-    for cfg in (opt_failure.PRESETS["quick"], lr.PRESETS["quick"]):
+    for cfg in (studies.get("opt-failure").PRESETS["quick"], lr.PRESETS["quick"]):
         record = json.loads(json.dumps({**dataclasses.asdict(cfg), "overrides": {"x": "1"}, "extra": 3}, default=float))
         assert presets.from_record(type(cfg), record) == cfg
 
 
-class _Stop(Exception):
-    pass
-
-
-def _configs(monkeypatch, name, target, attr, overrides, tmp_path, position):
-    """The config dict that study ``name`` checks on resume, with and without ``overrides``
-    (its training stopped before it starts)."""
-    from jaxmem import studies
-
-    seen = []
-
-    def grab(*args, **kwargs):
-        seen.append(json.loads(json.dumps(args[position], default=float)))
-        raise _Stop
-
-    monkeypatch.setattr(target, attr, grab)
+@pytest.mark.parametrize("name", sorted(studies.REGISTRY))
+def test_every_experiment_follows_the_protocol_and_its_config_round_trips(name):
+    """Each experiment declares the protocol's names; each preset's config, saved as JSON
+    and read back, is the same config (so ``plot`` and ``--resume`` see what ran)."""
     module = studies.get(name)
-    for o in (None, overrides):
-        with pytest.raises(_Stop):
-            module.run("quick", tmp_path, resume=True, overrides=o)
-    return seen
-
-
-@pytest.mark.parametrize("name, where, overrides", [
-    ("smdd-phase", "smdd.phase", {"steps": "7"}), ("smdd-wd", "smdd.settings", {"values": "0,1"}),
-    ("smdd-steps", "smdd.settings", {"eps": "1e-7"}), ("smdd-sparsity", "smdd.settings", {"steps": "7"}),
-    ("smdd-repeat", "smdd.repeat", {"repeats": "1,2"}), ("smdd-repeat-slot", "smdd.repeat", {"steps": "7"}),
-    ("smdd-variants", "smdd.variants", {"b1": "0.8"}), ("smdd-modelwise", "smdd.modelwise", {"hidden_sizes": "1,2"}),
-    ("modular-addition", None, {"steps": "7"}), ("parity-grid", None, {"weight_decays": "0.1"}),
-    ("grokking-lr", None, {"model.steps": "7"}), ("opt-failure", None, {"sym_gd_lr": "0.3"}),
-])
-def test_every_study_records_its_overrides_in_the_config_it_resumes_by(monkeypatch, tmp_path, name, where, overrides):
-    import importlib
-
-    if where is None:  # results.resume_arrays(out, config, resume)
-        plain, changed = _configs(monkeypatch, name, results, "resume_arrays", overrides, tmp_path, 1)
-    else:  # run_variants(variants, out, config, resume, progress)
-        target = importlib.import_module(f"jaxmem.studies.{where}")
-        plain, changed = _configs(monkeypatch, name, target, "run_variants", overrides, tmp_path, 2)
-    assert "overrides" not in plain and changed["overrides"] == overrides and changed != plain
-
-
-def test_dstar_mnist_refuses_to_resume_with_overrides(monkeypatch, tmp_path):
-    from jaxmem.studies.dstar import mnist
-
-    p = mnist.PRESETS["quick"]
-    pool = mnist.load_pool(p)
-    results.save_json(tmp_path / "summary.json", {"config": mnist.config_dict(p, pool.info), "results": {}})
-
-    def stop(*args):
-        raise _Stop
-
-    monkeypatch.setitem(mnist.PART_FNS, p.parts[0], stop)
-    with pytest.raises(_Stop):  # same config: it goes on to train the first part
-        mnist.run("quick", tmp_path, resume=True, progress=False)
-    with pytest.raises(ValueError, match="another config"):
-        mnist.run("quick", tmp_path, resume=True, progress=False, overrides={"ae_steps": "3"})
-    with pytest.raises(ValueError, match="ae_steps=0"):
-        mnist.run("quick", tmp_path, overrides={"ae_steps": "0"})
+    for attr in ("DESCRIPTION", "PRESETS", "SEEDS", "run", "summarize", "draw"):
+        assert hasattr(module, attr), f"{name} lacks {attr}"
+    assert "quick" in module.PRESETS
+    for preset, cfg in module.PRESETS.items():
+        saved = json.loads(json.dumps(store.strict_json(protocol.record(module, cfg))))
+        back = protocol.rebuild(module, preset, saved)
+        assert json.loads(json.dumps(store.strict_json(protocol.record(module, back)))) == saved, (name, preset)
+        if module.SEEDS is not None:
+            assert protocol.record(module, protocol.configure(module, preset, seeds=3)) != saved

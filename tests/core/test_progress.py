@@ -71,3 +71,18 @@ def test_a_notebook_kernel_turns_it_on_by_default(monkeypatch):
     assert progress.in_notebook() and progress.default_enabled(io.StringIO())
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
     assert not progress.default_enabled(io.StringIO())
+
+
+def test_a_log_file_gets_one_line_per_update_unless_silenced(monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    stream = io.StringIO()  # not a terminal: a batch job's log
+    bar = Progress(100, stream=stream)
+    bar.update(25, "bucket 1/2: step 50/100")
+    bar.update(75, "bucket 2/2: step 100/100")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("jaxmem:  25% bucket 1/2: step 50/100 (")
+    assert "s left" in lines[0] and lines[1].startswith("jaxmem: 100% bucket 2/2")
+    monkeypatch.setenv(progress.ENV, "0")
+    quiet = io.StringIO()
+    Progress(100, stream=quiet).update(50, "half")
+    assert quiet.getvalue() == ""

@@ -83,15 +83,13 @@ def test_every_headline_names_a_registered_experiment_and_paths_resolve(script):
     assert script.fmt([0.123456, None, True]) == "[0.123, –, yes]"
 
 
-def test_a_real_tiny_run_in_process(script, tmp_path, monkeypatch):
-    from jaxmem.studies.smdd import smdd
-    from jaxmem.sweep import Sweep
-    from jaxmem.train import TrainConfig
-
-    monkeypatch.setitem(smdd.PRESETS, "tiny", (TrainConfig(n_features=40, n_hidden=2, steps=30, n_history=5),
-                                               Sweep(T=(3, 8, 20), sparsity=0.9, data_seeds=2, n_test=100)))
+def test_a_real_tiny_run_in_process(script, tmp_path, tiny_smdd):
     rc = script.main(["--only", "smdd", "--preset", "tiny", "--out", str(tmp_path), "--in-process"])
     assert rc == 0
     row = json.loads((tmp_path / "RESULTS.json").read_text())[0]
     assert row["status"] == "ok" and row["n_runs"] == 6 and "test-loss peak T" in row["headline"]
     assert (tmp_path / "smdd" / "summary.json").exists()
+    # again into the same folders: refused without --resume or --overwrite, which work
+    assert script.main(["--only", "smdd", "--preset", "tiny", "--out", str(tmp_path), "--in-process"]) == 1
+    assert script.main(["--only", "smdd", "--preset", "tiny", "--out", str(tmp_path), "--in-process",
+                        "--overwrite"]) == 0

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from jaxmem import cli, results
+from jaxmem import cli, store, studies
 from jaxmem.studies.smdd import smdd
 from jaxmem.sweep import Sweep
 from jaxmem.train import TrainConfig
@@ -34,7 +34,7 @@ print(json.dumps({{"devices": res.devices}}))
 """
 
 TINY = (TrainConfig(n_features=30, n_hidden=2, steps=30, n_history=6),
-        Sweep(T=(3, 8), sparsity=0.8, data_seeds=3, n_test=32))
+        Sweep(T=(3, 8), sparsity=0.8, data_seeds=3, n_test=32), 0)
 
 CLI_CHILD = f"""
 import sys
@@ -59,7 +59,9 @@ def _sweep_on(devices: int, tmp_path) -> tuple[dict, int]:
     out = subprocess.run([sys.executable, "-c", SWEEP_CHILD, str(path)], env=_env(devices, tmp_path),
                          check=False, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    return results.load_arrays(path), json.loads(out.stdout.splitlines()[-1])["devices"]
+    with np.load(path) as saved:
+        arrays = dict(saved)
+    return arrays, json.loads(out.stdout.splitlines()[-1])["devices"]
 
 
 def test_runs_split_over_four_devices_equal_one_device(tmp_path):
@@ -94,13 +96,13 @@ def test_two_processes_split_a_sweep_and_process_zero_writes_out(monkeypatch, tm
             p.kill()
     for p, (_, err) in zip(procs, logs):
         assert p.returncode == 0, err
-    summary = results.load_json(out / "summary.json")
+    summary = store.load_json(out / "summary.json")
     assert len(summary["devices"]) == 4 and summary["n_runs"] == 6
-    written = results.load_arrays(out / "runs.npz")
-    kept = results.load_arrays(out / "process-1" / "runs.npz")
+    written = store.flatten(store.open_parts(out)[1][""].arrays)
+    kept = store.flatten(store.open_parts(out / "process-1")[1][""].arrays)
     monkeypatch.setitem(smdd.PRESETS, "tiny", TINY)
-    smdd.run("tiny", tmp_path / "alone")  # this process's devices, other vmapped batch widths
-    alone = results.load_arrays(tmp_path / "alone" / "runs.npz")
+    studies.reproduce("smdd", "tiny", tmp_path / "alone", draw=False)  # this process's devices, other batch widths
+    alone = store.flatten(store.open_parts(tmp_path / "alone")[1][""].arrays)
     for name in written:
         np.testing.assert_array_equal(kept[name], written[name], err_msg=name)
         if written[name].dtype.kind == "f":

@@ -1,146 +1,156 @@
-"""The run store: atomic ``save_arrays`` with grid axes, and ``jaxmem.load`` to xarray."""
+"""The run store: parts with named dims, ``jaxmem.load``, strict JSON, atomic files, and
+the folder rules (refuse, resume, overwrite: delete only what jaxmem wrote)."""
+import json
+import math
+import os
+
 import numpy as np
 import pytest
 
 import jaxmem
-from jaxmem import results
+from jaxmem import store
+from jaxmem.store import Part, RunStore, on_grid
 
-SMDD_AXES = {"T": [3, 10, 30], "lr": [1e-3], "weight_decay": [0.0, 1e-2], "init_scale": [1.0], "data_seed": range(2)}
-
-
-def _smdd_like(rng):
-    shape = (3, 1, 2, 1, 2)
-    return {"test_loss": rng.random(shape), "W": rng.random(shape + (2, 5)), "diverged": np.zeros(shape, bool),
-            "T": np.array([3, 10, 30]), "pad_ratio": np.array(1.2),
-            "seed_mean": rng.random(shape[:3]),  # reduced over the last axes
-            "counts": np.arange(3)}  # as long as T by chance: not labeled
+AXES = {"T": [3, 10, 30], "lr": [1e-3], "data_seed": range(2)}
 
 
-def test_load_labels_the_grid_and_sel_works(tmp_path):
-    arrays = _smdd_like(np.random.default_rng(0))
-    results.save_arrays(tmp_path / "runs.npz", arrays, axes=SMDD_AXES)
-    ds = jaxmem.load(tmp_path)
-    assert ds.test_loss.dims == ("T", "lr", "weight_decay", "init_scale", "data_seed")
-    assert ds.W.dims[5:] == ("W_dim5", "W_dim6") and ds.pad_ratio.dims == ()
-    assert list(ds.T.values) == [3, 10, 30] and list(ds.data_seed.values) == [0, 1]
-    assert "T" not in ds.data_vars  # the array T only repeated the axis
-    got = ds.test_loss.sel(T=10, weight_decay=1e-2).mean("data_seed")
-    np.testing.assert_allclose(got.values, arrays["test_loss"][1, :, 1].mean(-1))
-    assert ds.diverged.dtype == bool
-    assert ds.seed_mean.dims == ("T", "lr", "weight_decay") and ds.counts.dims == ("counts_dim0",)
-    # the file is still a plain npz of the data arrays
-    loaded = results.load_arrays(tmp_path / "runs.npz")
-    assert sorted(loaded) == sorted(arrays)
-    np.testing.assert_array_equal(loaded["W"], arrays["W"])
-    assert list(results.load_axes(tmp_path / "runs.npz")[""]) == list(SMDD_AXES)
+def _sweep_part(rng, T=(3, 10, 30)) -> Part:
+    shape = (len(T), 1, 2)
+    return on_grid({"test_loss": rng.random(shape), "W": rng.random(shape + (2, 5)),
+                    "history": rng.random(shape + (4,)), "diverged": np.zeros(shape, bool),
+                    "test": {"hidden": rng.random(shape + (7, 2))}},
+                   {**AXES, "T": list(T)},
+                   {"W": ("neuron", "feature"), "history": ("step",), "test/hidden": ("example", "neuron")},
+                   coords={"step": [10, 20, 30, 40]}, n_runs=6)
 
 
-def test_several_grids_by_prefix_share_equal_axes(tmp_path):
-    rng = np.random.default_rng(1)
-    seeds = {"seed": range(3)}
-    arrays = {"m2_test_loss": rng.random((4, 3)), "m2_T": np.array([1, 2, 4, 8]),
-              "m4_test_loss": rng.random((2, 3)), "m4_T": np.array([5, 6]),
-              "m4_history": rng.random((2, 3, 7)), "wall_seconds": np.array(3.0)}
-    axes = {"m2_": {"T": [1, 2, 4, 8], **seeds}, "m4_": {"T": [5, 6], **seeds}}
-    results.save_arrays(tmp_path / "runs.npz", arrays, axes=axes)
+def test_parts_load_with_their_dims_coordinates_and_nested_keys(tmp_path):
+    rng = np.random.default_rng(0)
+    main, other = _sweep_part(rng), _sweep_part(rng, T=(100,))
+    store.save_parts(tmp_path / "runs.npz", {"": main, "infinite": other})
     ds = jaxmem.load(tmp_path / "runs.npz")
-    assert ds.m2_test_loss.dims == ("m2_T", "seed") and ds.m4_test_loss.dims == ("m4_T", "seed")
-    assert ds.m4_history.dims == ("m4_T", "seed", "m4_history_dim2")
-    np.testing.assert_allclose(ds.m4_test_loss.sel(m4_T=6, seed=2), arrays["m4_test_loss"][1, 2])
-    one = jaxmem.load(tmp_path, prefix="m4_")
-    assert set(one.data_vars) == {"test_loss", "history"} and one.test_loss.dims == ("T", "seed")
-    np.testing.assert_allclose(one.test_loss.sel(T=5).values, arrays["m4_test_loss"][0])
-    with pytest.raises(ValueError, match="m8_"):
-        jaxmem.load(tmp_path, prefix="m8_")
+    assert ds.test_loss.dims == ("T", "lr", "data_seed")
+    assert ds.W.dims == ("T", "lr", "data_seed", "neuron", "feature")
+    assert ds["test/hidden"].dims == ("T", "lr", "data_seed", "example", "neuron")
+    assert list(ds.step.values) == [10, 20, 30, 40] and list(ds.T.values) == [3, 10, 30]
+    assert not any("_dim" in d for d in ds.dims)
+    # the infinite part's T differs from the main part's: its dim is named for the part
+    assert ds["infinite/test_loss"].dims == ("infinite/T", "lr", "data_seed")
+    np.testing.assert_allclose(ds.test_loss.sel(T=10, data_seed=1).values, main["test_loss"][1, :, 1])
+    alone = jaxmem.load(tmp_path / "runs.npz", part="infinite")
+    assert alone.test_loss.dims == ("T", "lr", "data_seed") and list(alone.T.values) == [100]
+    with pytest.raises(ValueError, match="'nope'"):
+        jaxmem.load(tmp_path / "runs.npz", part="nope")
+    back = store.load_parts(tmp_path / "runs.npz")
+    np.testing.assert_array_equal(back["infinite"]["test/hidden"], other["test/hidden"])
+    assert back[""].dims == main.dims and back[""]["diverged"].dtype == bool
 
 
-def test_root_grid_keeps_plain_names_and_others_get_prefixed_dims(tmp_path):
-    rng = np.random.default_rng(2)
-    axes = {"": {"T": [3, 10], "data_seed": range(2)}, "infinite_": {"T": [1000], "data_seed": range(2)}}
-    results.save_arrays(tmp_path / "runs.npz", {"test_loss": rng.random((2, 2)),
-                                                "infinite_test_loss": rng.random((1, 2))}, axes=axes)
-    ds = jaxmem.load(tmp_path)
-    assert ds.test_loss.dims == ("T", "data_seed")
-    assert ds.infinite_test_loss.dims == ("infinite_T", "data_seed")
-    assert float(ds.infinite_T[0]) == 1000
+def test_a_part_refuses_arrays_without_dims_or_with_wrong_ones():
+    with pytest.raises(ValueError, match="'loss'.*no dims"):
+        Part({"loss": np.zeros((2, 3))}, {})
+    with pytest.raises(ValueError, match="shape \\(2, 3\\) but dims \\('a',\\)"):
+        Part({"loss": np.zeros((2, 3))}, {"loss": ("a",)})
+    with pytest.raises(ValueError, match="dim 'a' has 2 entries but 3 coordinates"):
+        Part({"loss": np.zeros((2,))}, {"loss": ("a",)}, coords={"a": [1, 2, 3]})
+    with pytest.raises(ValueError, match="without '/'"):
+        Part({"a/b": np.zeros(())}, {})
+    assert Part({"pad_ratio": np.float32(1.2)}, {}).dims == {"pad_ratio": ()}
 
 
-def test_flattened_runs_are_unflattened_onto_the_grid(tmp_path):
-    sizes, hidden, seeds = [750, 1250], [16, 32, 64], 2
-    runs = np.meshgrid(sizes, hidden, np.arange(seeds), indexing="ij")
-    n_train, n_hidden, seed = (a.ravel() for a in runs)
-    loss = np.random.default_rng(3).random((n_train.size, 5))
-    results.save_arrays(tmp_path / "runs.npz", {"train_size": n_train, "hidden": n_hidden, "seed": seed,
-                                                "test_loss": loss, "history_steps": np.arange(5) * 100},
-                        axes={"train_size": sizes, "hidden": hidden, "seed": range(seeds)})
-    ds = jaxmem.load(tmp_path)
-    assert set(ds.data_vars) == {"test_loss", "history_steps"}
-    assert ds.test_loss.dims == ("train_size", "hidden", "seed", "test_loss_dim3")
-    i = np.flatnonzero((n_train == 1250) & (n_hidden == 32) & (seed == 1))[0]
-    np.testing.assert_allclose(ds.test_loss.sel(train_size=1250, hidden=32, seed=1).values, loss[i])
-
-
-def test_an_npz_without_axes_loads_with_default_dims(tmp_path):
-    np.savez(tmp_path / "runs.npz", loss=np.ones((2, 3)), step=np.array(7))
-    ds = jaxmem.load(tmp_path)
-    assert ds.loss.dims == ("loss_dim0", "loss_dim1") and int(ds.step) == 7
-    assert results.load_axes(tmp_path / "runs.npz") == {}
-
-
-@pytest.mark.parametrize("content", [b"not a zip file at all", "truncated"])
-def test_a_corrupt_npz_raises_a_value_error_naming_the_file(tmp_path, content):
-    path = tmp_path / "runs.npz"
-    if content == "truncated":
-        results.save_arrays(path, {"a": np.random.default_rng(0).random(10_000)}, axes={"i": range(10_000)})
-        content = path.read_bytes()[: path.stat().st_size // 2]
-    path.write_bytes(content)
-    with pytest.raises(ValueError, match="runs.npz"):
-        jaxmem.load(tmp_path)
-    with pytest.raises(ValueError, match="runs.npz"):
-        results.load_arrays(path)
-
-
-def test_a_missing_run_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="runs.npz"):
-        jaxmem.load(tmp_path)
+def test_summary_json_is_strict_and_readable_by_the_group(tmp_path):
+    path = tmp_path / "summary.json"
+    old = os.umask(0o022)
+    try:
+        store.save_json(path, {"loss": float("nan"), "inf": [np.float32(np.inf), 1.5], "n": np.int64(3)})
+    finally:
+        os.umask(old)
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"loss": None, "inf": [None, 1.5], "n": 3}
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "runs.npz"
-    results.save_arrays(path, {"a": np.arange(3)}, axes={"i": range(3)})
+    part = _sweep_part(np.random.default_rng(1))
+    store.save_parts(path, {"": part})
 
     def broken(f, **arrays):
-        f.write(b"half a file")
-        raise KeyboardInterrupt  # killed mid-write
+        f.write(b"partial")
+        raise KeyboardInterrupt
 
     monkeypatch.setattr(np, "savez_compressed", broken)
     with pytest.raises(KeyboardInterrupt):
-        results.save_arrays(path, {"a": np.arange(5)})
+        store.save_parts(path, {"": _sweep_part(np.random.default_rng(2))})
     monkeypatch.undo()
-    np.testing.assert_array_equal(results.load_arrays(path)["a"], np.arange(3))
-    assert [p.name for p in tmp_path.iterdir()] == ["runs.npz"]  # no temporary file left
+    np.testing.assert_array_equal(store.load_parts(path)[""]["W"], part["W"])
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.npz"]
 
 
-def test_bad_axes_are_refused_by_name(tmp_path):
-    with pytest.raises(ValueError, match="'T'"):
-        results.save_arrays(tmp_path / "x.npz", {"a": np.ones(2)}, axes={"T": [[1, 2]]})
-    with pytest.raises(ValueError, match="not a mix"):
-        results.save_arrays(tmp_path / "x.npz", {"a": np.ones(2)}, axes={"T": [1, 2], "m2_": {"T": [1]}})
-    with pytest.raises(ValueError, match="__axes__"):
-        results.save_arrays(tmp_path / "x.npz", {"__axes__": np.ones(2)})
-    assert not (tmp_path / "x.npz").exists()
+@pytest.mark.parametrize("content", [b"", b"not a zip", b"PK\x03\x04 truncated"])
+def test_a_corrupt_npz_raises_a_value_error_naming_the_file(tmp_path, content):
+    (tmp_path / "runs.npz").write_bytes(content)
+    with pytest.raises(ValueError, match="runs.npz"):
+        jaxmem.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        jaxmem.load(tmp_path / "missing")
 
 
-def test_a_saved_smdd_run_loads_with_its_grid(tmp_path, monkeypatch):
-    from jaxmem.studies.smdd import smdd
-    from jaxmem.sweep import Sweep
-    from jaxmem.train import TrainConfig
+def _open(out, mode="new", steps=10, experiment="toy"):
+    return RunStore(out, experiment, "quick", {"train": {"steps": steps, "lr": 1e-3}, "T": [3, 10]}, mode)
 
-    monkeypatch.setitem(smdd.PRESETS, "tiny", (TrainConfig(n_features=40, n_hidden=2, steps=30, n_history=5),
-                                               Sweep(T=(3, 8, 20), sparsity=0.9, data_seeds=2, n_test=100)))
-    smdd.run("tiny", tmp_path, progress=False)
-    ds = jaxmem.load(tmp_path)
-    assert ds.test_loss.dims == ("T", "lr", "weight_decay", "init_scale", "data_seed")
-    raw = results.load_arrays(tmp_path / "runs.npz")
-    np.testing.assert_allclose(ds.test_loss.sel(T=8).mean("data_seed").values.ravel(),
-                               raw["test_loss"][1].mean(-1).ravel())
+
+def test_a_folder_that_holds_a_run_is_refused_unless_resumed_or_overwritten(tmp_path):
+    runs = _open(tmp_path)
+    runs.save("a", _sweep_part(np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="unfinished toy run \\(1 part\\(s\\) saved\\).*--resume"):
+        _open(tmp_path)
+    runs.finish({"results": {"x": float("nan")}})
+    with pytest.raises(ValueError, match="already holds a finished toy run"):
+        _open(tmp_path)
+    again = _open(tmp_path, "resume")
+    assert again.has("a") and again.parts["a"].loaded and again.parts["a"].n_runs == 6
+    with pytest.raises(ValueError, match="train.steps: 10 -> 20"):
+        _open(tmp_path, "resume", steps=20)
+    with pytest.raises(ValueError, match="holds a toy run, not other"):
+        _open(tmp_path, "resume", experiment="other")
+
+
+def test_overwrite_deletes_only_what_the_store_wrote(tmp_path):
+    (tmp_path / "checkpoints").mkdir()  # the user's own
+    (tmp_path / "checkpoints" / "model.pt").write_text("mine")
+    (tmp_path / "notes.txt").write_text("mine")
+    runs = _open(tmp_path)
+    runs.checkpoint_dir("a").mkdir(parents=True)
+    runs.save("a", _sweep_part(np.random.default_rng(0)))
+    runs.write_json("extra.json", {"k": 1})
+    runs.finish({"results": {}})
+    assert not (tmp_path / store.CHECKPOINTS).exists()  # the store's checkpoints go when it finishes
+    fresh = _open(tmp_path, "overwrite", steps=20)
+    assert not fresh.has("a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "notes.txt", "run.json"]
+    assert (tmp_path / "checkpoints" / "model.pt").read_text() == "mine"
+
+
+def test_an_older_runs_folder_is_never_written_over(tmp_path):
+    (tmp_path / "summary.json").write_text("{}")
+    for mode, match in (("new", "older jaxmem"), ("resume", "older jaxmem"), ("overwrite", "remove them yourself")):
+        with pytest.raises(ValueError, match=match):
+            _open(tmp_path, mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_differences_name_every_changed_field():
+    old = {"a": 1, "b": {"c": [1, 2], "d": "x"}}
+    new = {"a": 1, "b": {"c": [2, 1], "e": math.pi}}
+    assert store.differences(old, new) == ["b.c: [1, 2] -> [2, 1]", "b.d: \"x\" -> \"<absent>\"",
+                                           f"b.e: \"<absent>\" -> {math.pi}"]
+
+
+def test_a_dim_without_coordinates_of_another_size_in_another_part_is_named_for_it(tmp_path):
+    small = Part({"W": np.zeros((2, 3))}, {"W": ("neuron", "feature")})
+    large = Part({"W": np.ones((4, 3))}, {"W": ("neuron", "feature")})
+    store.save_parts(tmp_path / "runs.npz", {"m2": small, "m4": large})
+    ds = jaxmem.load(tmp_path / "runs.npz")
+    assert ds["m2/W"].dims == ("neuron", "feature") and ds["m4/W"].dims == ("m4/neuron", "feature")

@@ -1,3 +1,5 @@
+import dataclasses
+import hashlib
 import json
 
 import jax
@@ -5,9 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import scipy.stats
 
-from jaxmem import mnist, results
+import jaxmem
+from jaxmem import cli, mnist, store, studies
 from jaxmem.models import mlp
+from jaxmem.store import strict_json
 from jaxmem.studies.dstar import classifier
 from jaxmem.studies.dstar import mnist as dstar_mnist
 from jaxmem.train import grid as grid_mod
@@ -65,10 +70,15 @@ def test_full_batch_fit_equals_a_looped_optax_adamw(key):
     params = mlp.init(grid_mod.init_key(0, 3), N_IN, N_HIDDEN, N_OUT)
     opt = optax.adamw(optax.cosine_decay_schedule(lr, steps), weight_decay=wd)
     state = opt.init(params)
-    for _ in range(steps):
+
+    @jax.jit
+    def step(params, state):
         grads = jax.grad(mlp.loss)(params, data["x"], data["labels"])
         updates, state = opt.update(grads, state, params)
-        params = optax.apply_updates(params, updates)
+        return optax.apply_updates(params, updates), state
+
+    for _ in range(steps):
+        params, state = step(params, state)
     got = _fit(data, {"seed": [3]}, steps, lr=lr, weight_decay=wd)
     _close(_run(got.params, 0), params, rtol=2e-5, atol=2e-6)
     assert got.history.step.tolist() == [6, 12, 18, 24]
@@ -111,6 +121,7 @@ def test_padded_minibatch_run_equals_unpadded(key):
     assert a.history.loss[0, -1] < a.history.loss[0, 0]
 
 
+@pytest.mark.slow
 def test_seed_and_weight_decay_grid_equals_single_runs_and_keeps_checkpoints(key):
     data = _problem(key)
     kw = {"lr": 1e-2, "batch_size": 16, "checkpoints": (0, 5, 24)}
@@ -140,6 +151,7 @@ def test_traced_horizon_equals_a_shorter_run(key):
     assert not np.allclose(inside.params["W1"][1], alone.params["W1"][0])
 
 
+@pytest.mark.slow
 def test_input_variants_train_as_separate_data(key):
     """``x [N, V, n_in]`` with an ``input`` axis: run v trains on variant v alone."""
     data = _problem(key)
@@ -169,6 +181,8 @@ TINY = dstar_mnist.Preset(
     seeds=2, dataset_sizes=(120, 240), weight_decays=(0.0, 0.5), checkpoint_epochs=(0, 3), first_batches=2,
     horizons=(1, 4), ae_hidden=(4,), ae_steps=10, ae_lr=1e-2, solve_steps=30, target_n=300, target_epochs=(1, 3),
     target_seeds=2, target_error_rate=0.05)
+#: two parts of one shape: one compiled program
+TWO_PARTS = dataclasses.replace(TINY, parts=("seeds", "weight_decay"))
 
 
 @pytest.fixture
@@ -176,16 +190,84 @@ def tiny(monkeypatch):
     monkeypatch.setitem(dstar_mnist.PRESETS, "tiny", TINY)
 
 
+def _no_seconds(results: dict) -> dict:
+    """``results`` as JSON, without the parts' timings."""
+    return {k: {n: x for n, x in v.items() if n != "seconds"} if isinstance(v, dict) else v
+            for k, v in json.loads(json.dumps(strict_json(results))).items()}
+
+
+def test_two_parts_end_to_end_and_resume_after_a_kill(monkeypatch, tmp_path):
+    """Headline numbers against the saved arrays; a run killed after its first part
+    resumes only with the same config and trains only the missing part."""
+    monkeypatch.setitem(dstar_mnist.PRESETS, "tiny", TWO_PARTS)
+    full = studies.reproduce("dstar-mnist", "tiny", tmp_path / "full", progress=False)
+    res = full["results"]
+    assert list(res) == ["seeds", "weight_decay", "data"] and full["n_runs"] == 4
+    assert full["config"]["steps"] == 12 and full["config"]["seeds"] == 2
+    files = res["data"]["files"]
+    folder = mnist.default_dir()
+    assert files == {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in mnist.FILES["t10k"]}
+    _, parts = store.open_parts(tmp_path / "full")
+    rows = np.random.default_rng(0).permutation(10_000)[:240]
+    for name, dim, values in (("seeds", "seed", [0, 1]), ("weight_decay", "weight_decay", [0.0, 0.5])):
+        part, r = parts[name], res[name]
+        d, wrong = part["dstar"], part["wrong"]
+        assert part.dims["dstar"] == (dim, "example") and part.dims["spearman"] == (dim, f"vs_{dim}")
+        assert part.coords[dim].tolist() == values and part.coords["example"].tolist() == rows.tolist()
+        rho = scipy.stats.spearmanr(d.T).statistic
+        np.testing.assert_allclose(r["spearman"], [[1, rho], [rho, 1]], atol=1e-6)
+        for i, m in enumerate(r["models"]):
+            assert m["sum_check"]["total"] == pytest.approx(d[i].sum()) and m["sum_check"]["sum_equals_rank"]
+            assert m["n_misclassified"] == int(wrong[i].sum())
+            assert m["train_accuracy"] == pytest.approx(float(part["train_accuracy"][i]))
+            assert m["error_fraction_per_decile"] == dstar_mnist.decile_errors(d[i], wrong[i])["fraction"]
+            assert m["tail"]["q0.1%"] == pytest.approx(np.quantile(d[i], 1e-3))
+    ds = jaxmem.load(tmp_path / "full")
+    assert ds["seeds/dstar"].dims == ("seed", "example") and not any("_dim" in d for d in ds.dims)
+    assert "weight decay \\ weight decay" in "\n".join(cli.show_lines(full, dstar_mnist.table_axes(full)))
+    for png in ("seeds.png", "seeds_tail.png", "weight_decay.png"):
+        (tmp_path / "full" / png).unlink()
+    assert cli.main(["plot", str(tmp_path / "full")]) == 0
+    assert all((tmp_path / "full" / png).stat().st_size > 10_000 for png in ("seeds.png", "weight_decay.png"))
+
+    real = dstar_mnist.PART_FNS["weight_decay"]
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(dstar_mnist.PART_FNS, "weight_decay", killed)
+    with pytest.raises(KeyboardInterrupt):
+        studies.reproduce("dstar-mnist", "tiny", tmp_path / "cut", progress=False)
+    monkeypatch.setitem(dstar_mnist.PART_FNS, "weight_decay", real)
+    with pytest.raises(ValueError, match="another config; differing fields: ae_steps: 10 -> 3"):
+        studies.reproduce("dstar-mnist", "tiny", tmp_path / "cut", resume=True, overrides={"ae_steps": "3"},
+                          progress=False)
+    monkeypatch.setitem(dstar_mnist.PART_FNS, "seeds", killed)  # saved: must not train again
+    again = studies.reproduce("dstar-mnist", "tiny", tmp_path / "cut", resume=True, progress=False)
+    assert again["resumed_parts"] == ["seeds"]
+    assert _no_seconds(again["results"]) == _no_seconds(res)
+
+    def other_files(p, data_dir=None):
+        pool = load_pool(p, data_dir)
+        return dataclasses.replace(pool, info={**pool.info, "files": {"t10k-images-idx3-ubyte.gz": "0" * 64}})
+
+    load_pool = dstar_mnist.load_pool
+    monkeypatch.setattr(dstar_mnist, "load_pool", other_files)
+    with pytest.raises(ValueError, match="part 'seeds' .* was trained on other MNIST files"):
+        studies.reproduce("dstar-mnist", "tiny", tmp_path / "full", resume=True, progress=False)
+
+
+@pytest.mark.slow
 def test_tiny_run_end_to_end(tiny, tmp_path):
     # the MNIST test set ships in the package; missing, the run's loader fails with a
     # ValueError naming the file
-    summary = dstar_mnist.run("tiny", tmp_path, progress=False)
+    summary = studies.reproduce("dstar-mnist", "tiny", tmp_path, progress=False)
     for k in ("experiment", "preset", "backend", "devices", "n_runs", "wall_seconds", "compile_seconds", "config"):
         assert k in summary
     assert summary["experiment"] == "dstar-mnist" and summary["n_runs"] == 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2 + 4
-    assert isinstance(summary["compile_seconds"], float) and summary["config"]["data"]["kind"] == "t10k"
     res = summary["results"]
-    assert list(res) == list(dstar_mnist.PARTS)
+    assert isinstance(summary["compile_seconds"], float) and res["data"]["kind"] == "t10k"
+    assert list(res) == list(dstar_mnist.PARTS) + ["data"]
     models = [res["inputs"]["raw"], res["inputs"]["normalized"], *res["hidden_sizes"]["models"].values(),
               *res["seeds"]["models"], *res["dataset_sizes"]["models"], *res["weight_decay"]["models"],
               *res["training"]["models"], *res["error_rates"]["models"], *res["target_error"]["runs"]]
@@ -203,37 +285,40 @@ def test_tiny_run_end_to_end(tiny, tmp_path):
     rho = np.array(res["seeds"]["spearman"])
     assert rho.shape == (2, 2) and np.allclose(np.diag(rho), 1) and np.allclose(rho, rho.T)
     assert np.array(res["training"]["spearman_first_batches"]).shape == (3, 3)
-    arrays = results.load_arrays(tmp_path / "inputs.npz")
-    assert arrays["dstar"].shape == (2, 240)
-    np.testing.assert_allclose(arrays["dstar"].sum(-1), arrays["rank"], rtol=1e-9)
-    sizes = results.load_arrays(tmp_path / "dataset_sizes.npz")
-    assert np.all(sizes["dstar"][0, 120:] == 0)  # padded rows carry no D*
+    _, parts = store.open_parts(tmp_path)
+    inputs = parts["inputs"]
+    assert inputs["dstar"].shape == (2, 240) and inputs.dims["history/loss"] == ("input", "step")
+    np.testing.assert_allclose(inputs["dstar"].sum(-1), inputs["rank"], rtol=1e-9)
+    assert np.all(parts["dataset_sizes"]["dstar"][0, 120:] == 0)  # padded rows carry no D*
+    assert parts["training"].coords["step"].tolist() == res["training"]["checkpoint_updates"]
     for png in ("inputs_curves", "inputs_classes", "misclassified_digits", "hidden_sizes", "seeds",
                 "dataset_sizes", "weight_decay", "training_epochs", "training_first_batches", "error_rates",
                 "autoencoder", "hidden_sizes_tail", "seeds_tail", "target_error", "target_error_digits"):
         assert (tmp_path / f"{png}.png").stat().st_size > 10_000
-    _check_target_error(res["target_error"], results.load_arrays(tmp_path / "target_error.npz"))
-    _check_autoencoder(res["autoencoder"], results.load_arrays(tmp_path / "autoencoder.npz"))
+    _check_target_error(res["target_error"], parts["target_error"])
+    _check_autoencoder(res["autoencoder"], parts["autoencoder"])
     assert res["seeds"]["tail"]["q1%"] == [m["tail"]["q1%"] for m in res["seeds"]["models"]]
-    seeds = results.load_arrays(tmp_path / "seeds.npz")
-    for r, m in enumerate(res["seeds"]["models"]):  # the tail against NumPy on the saved curve
-        assert m["tail"]["q0.1%"] == pytest.approx(np.quantile(seeds["dstar"][r], 1e-3))
-        assert m["tail"]["fraction_below"]["0.01"] == pytest.approx(np.mean(seeds["dstar"][r] < 1e-2))
-    again = dstar_mnist.run("tiny", tmp_path, resume=True, progress=False)
-    assert again["results"] == json.loads(json.dumps(res))
-    with pytest.raises(ValueError, match="another config"):
-        dstar_mnist.run("tiny", tmp_path, seeds=3, resume=True, progress=False)
+    ds = jaxmem.load(tmp_path)
+    assert not any("_dim" in d for d in ds.dims)
+    assert ds["target_error/dstar"].dims == ("run", "target_error/example")  # another set of rows
+    assert ds["autoencoder/dstar"].dims == ("variant", "autoencoder/n_hidden", "example")
+    again = studies.reproduce("dstar-mnist", "tiny", tmp_path, resume=True, progress=False)
+    assert again["results"] == json.loads(json.dumps(strict_json(res)))
+    with pytest.raises(ValueError, match="differing fields: seeds: 2 -> 3"):
+        studies.reproduce("dstar-mnist", "tiny", tmp_path, seeds=3, resume=True, progress=False)
     with pytest.raises(ValueError, match="--seeds must be >= 1, got 0"):
-        dstar_mnist.run("tiny", tmp_path, seeds=0)
+        studies.reproduce("dstar-mnist", "tiny", tmp_path / "x", seeds=0)
 
 
 def _check_target_error(res, arrays):
-    """The selection and the error places, recomputed from the saved arrays."""
+    """The selection and the error places, recomputed from the saved part."""
     assert res["n_train"] == 300 and res["n_held_out"] == 9700 and res["updates_per_epoch"] == 5
     assert res["target_errors"] == pytest.approx(0.05 * 300)
     _, file_labels = mnist.load(None, "t10k")  # the training rows: the permutation's first 300
-    assert arrays["file_index"].tolist() == np.random.default_rng(0).permutation(10_000)[:300].tolist()
-    assert np.array_equal(arrays["labels"], file_labels[arrays["file_index"]])
+    file_index = arrays.coords["example"]
+    assert file_index.tolist() == np.random.default_rng(0).permutation(10_000)[:300].tolist()
+    assert np.array_equal(arrays["labels"], file_labels[file_index])
+    assert arrays.coords["error"].tolist() == file_index[arrays["error_rows"]].tolist()
     d, wrong = arrays["dstar"], arrays["wrong"]
     assert d.shape == (4, 300) and arrays["epochs"].tolist() == [1, 3, 1, 3] and arrays["seed"].tolist() == [0, 0, 1, 1]
     np.testing.assert_allclose(d.sum(-1), [r["sum_check"]["rank"] for r in res["runs"]], rtol=1e-9)
@@ -249,7 +334,7 @@ def _check_target_error(res, arrays):
         np.testing.assert_allclose(sel["position"], rank[wrong[r]] / 299, atol=1e-6)
         assert sel["n"] == sel["n_misclassified"] == int(wrong[r].sum())
         assert sel["labels"] == arrays["labels"][wrong[r]].tolist()
-        assert sel["file_index"] == arrays["file_index"][wrong[r]].tolist()
+        assert sel["file_index"] == file_index[wrong[r]].tolist()
         assert 0 <= res["runs"][r]["test_accuracy"] <= 1
     pooled = res["pooled_selected"]
     assert pooled["n"] == sum(sel["n"] for sel in res["selected"]) == sum(pooled["count_per_decile"])
@@ -258,6 +343,9 @@ def _check_target_error(res, arrays):
 
 def _check_autoencoder(res, arrays):
     assert res["variants"] == ["linear", "relu"] and arrays["dstar"].shape == (2, 1, 240)
+    assert arrays.coords["variant"].tolist() == ["linear", "relu"] and arrays.coords["n_hidden"].tolist() == [4]
+    assert arrays.dims["spearman"] == ("model", "vs_model") and arrays.coords["model"].tolist() == ["linear 4", "relu 4"]
+    assert arrays.dims["dstar"] == ("variant", "n_hidden", "example")
     for variant in ("linear", "relu"):
         check = res["models"][variant]["4"]["sum_check"]
         assert check["sum_equals_rank"] and check["rank"] <= 4
@@ -315,25 +403,34 @@ def test_presets_and_bad_values():
     assert "target_error" in quick.parts and quick.target_epochs == (25,) and quick.target_seeds == 1
     assert full.parts == ("target_error",) and full.target_n is None and full.n_hidden == 512
     assert full.target_error_rate == 21 / 50_000 and full.batch_size == 500
-    for bad, match in ((dict(parts=("inputs", "nope")), "parts must be distinct names"),
-                       (dict(ae_variants=("tanh",)), "ae_variants must be .*'tanh'"),
-                       (dict(target_n=0), "target_n must be a positive integer or None .*got 0"),
+    for bad, match in ((dict(parts=("inputs", "nope")), "parts must be one of .*got 'nope'"),
+                       (dict(parts=("inputs", "inputs")), "parts must be distinct names"),
+                       (dict(ae_variants=("tanh",)), "ae_variants must be one of .*got 'tanh'"),
+                       (dict(target_n=0), "target_n must be a positive integer, got 0"),
                        (dict(target_error_rate=1.5), "target_error_rate must lie in .*1.5"),
                        (dict(tail_thresholds=(0.0,)), "tail_thresholds must be .*0.0"),
-                       (dict(target_epochs=()), "target_epochs must be a non-empty")):
+                       (dict(target_epochs=()), "target_epochs must be a non-empty"),
+                       (dict(hidden_sizes=(8, 0)), "hidden_sizes must be a positive integer, got 0"),
+                       (dict(weight_decays=(-1.0,)), "weight_decays must be .*-1.0"),
+                       (dict(checkpoint_epochs=(0, 200)), r"checkpoint_epochs .*must lie in \[0, 100\], got 200"),
+                       (dict(schedule="linear"), "schedule must be one of .*'linear'")):
         with pytest.raises(ValueError, match=match):
             dstar_mnist.Preset(**bad)
 
 
+@pytest.mark.slow
 def test_parts_subset_runs_only_those(monkeypatch, tmp_path):
-    import dataclasses
     monkeypatch.setitem(dstar_mnist.PRESETS, "tiny-target",
                         dataclasses.replace(TINY, parts=("target_error",), target_n=200, target_seeds=1,
                                             target_epochs=(2,)))
-    summary = dstar_mnist.run("tiny-target", tmp_path, progress=False)
-    assert summary["parts_done"] == ["target_error"] and summary["n_runs"] == 1
-    assert sorted(p.name for p in tmp_path.glob("*.npz")) == ["target_error.npz"]
+    summary = studies.reproduce("dstar-mnist", "tiny-target", tmp_path, progress=False)
+    assert list(summary["parts"]) == ["target_error"] and summary["n_runs"] == 1
     sel = summary["results"]["target_error"]["selected"][0]
     assert sel["epochs"] == 2 and summary["results"]["target_error"]["n_train"] == 200
+
+
+def test_load_pool_refuses_more_rows_than_the_file():
     with pytest.raises(ValueError, match="target_n=20000 exceeds the 10000 images"):
         dstar_mnist.load_pool(dataclasses.replace(TINY, target_n=20_000))
+    with pytest.raises(ValueError, match="fewer than the 9990 training"):
+        dstar_mnist.load_pool(dataclasses.replace(TINY, n_train=9990))

@@ -1,4 +1,5 @@
-"""Grokking suite: models, optimizer steps on run_grid, outcome classes, Fourier analysis, construction."""
+"""Grokking suite: models, optimizer steps on run_grid, outcome classes, Fourier analysis,
+construction, and the three experiments end to end on tiny presets (``conftest.py``)."""
 import dataclasses
 import json
 
@@ -8,8 +9,11 @@ import numpy as np
 import optax
 import pytest
 
-from jaxmem import construct, tasks
+import jaxmem
+from jaxmem import cli, construct, studies, tasks
 from jaxmem.models import modular, parity
+from jaxmem.store import flatten, open_parts
+from jaxmem.studies import protocol
 from jaxmem.studies.grokking import fourier, grok, modular_addition, parity_grid
 from jaxmem.studies.grokking import lr as grokking_lr
 
@@ -367,54 +371,166 @@ def test_plateau_is_the_longest_memorised_stretch_below_half_test_accuracy():
     (lambda: modular_addition.ModularConfig(activation="gelu"), "activation"),
     (lambda: modular_addition.ModularConfig(precision="float16"), "precision"),
     (lambda: modular_addition.ModularConfig(variants=("tied",)), "variants"),
+    (lambda: modular_addition.ModularConfig(variants=("factored", "factored")), "variants"),
+    (lambda: modular_addition.ModularConfig(seeds=0), "seeds must be a positive integer, got 0"),
+    (lambda: modular_addition.ModularConfig(steps=2.5), "steps must be a positive integer"),
+    (lambda: parity_grid.ParityConfig(weight_decays=(0.1, float("nan"))), "weight_decays"),
+    (lambda: parity_grid.ParityConfig(n_relevant=31), "n_relevant"),
+    (lambda: parity_grid.ParityConfig(decay="l3"), "decay"),
+    (lambda: grokking_lr.LrGrid("g", (1e-3, 0.0)), "grid 'g': lrs must be positive"),
+    (lambda: grokking_lr.LrGrid("g", (1e-3,), optimizer="lion"), "grid 'g': optimizer must be one of"),
+    (lambda: grokking_lr.LrGrid("a/b", (1e-3,)), "name"),
+    (lambda: grokking_lr.GrokLrConfig(grids=(grokking_lr.LrGrid("a", (1e-3,)), grokking_lr.LrGrid("a", (1e-2,)))),
+     "distinct names"),
+    (lambda: grokking_lr.GrokLrConfig(grids=(grokking_lr.LrGrid("a", (1e-3,), p=1),)), "p must"),
+    (lambda: grokking_lr.GrokLrConfig(sgd_momentum=1.0), "sgd_momentum"),
 ])
 def test_bad_input_names_the_value(make, match):
     with pytest.raises(ValueError, match=match):
         make()
 
 
-def test_experiments_end_to_end(tmp_path, monkeypatch):
-    """Tiny presets of the three experiments: files written, counts add up, resume reuses."""
-    monkeypatch.setitem(parity_grid.PRESETS, "quick", parity_grid.ParityConfig(
-        train_sizes=(40, 60), hidden_sizes=(4, 8), weight_decays=(0.0, 1.0), seeds=2, steps=60, n_history=6,
-        n_bits=8, n_relevant=2, n_test=64))
-    summary = parity_grid.run("quick", tmp_path / "pg", progress=False)
-    assert summary["n_runs"] == 16 and sum(summary["results"]["outcomes"].values()) == 16
-    assert len(summary["results"]["runs"]) == 16 and "min_test_loss" in summary["results"]["runs"][0]
-    assert {"outcome_maps.png", "outcome_maps_accuracy.png", "outcome_examples.png", "runs.npz"} <= {
-        f.name for f in (tmp_path / "pg").iterdir()}
-    assert sum(summary["results"]["outcomes_by"]["weight_decay"]["1.0"].values()) == 8
-
-    small = modular_addition.ModularConfig(p=11, n_embed=6, n_hidden=8, seeds=2, steps=60, n_history=6,
-                                           construct_p=(11,), construct_n=(4, 5))
-    monkeypatch.setitem(modular_addition.PRESETS, "quick", small)
-    summary = modular_addition.run("quick", tmp_path / "ma", progress=False)
-    assert summary["results"]["constructed"]["square_accuracy"] == [[pytest.approx(summary["results"]["constructed"]
-                                                                                   ["square_accuracy"][0][0]), 1.0]]
-    assert sum(summary["results"]["factored"]["outcomes"].values()) == 2
-    assert len(list((tmp_path / "ma").glob("*.png"))) == 9
-    run0 = summary["results"]["factored"]["runs"][0]
-    assert {"memorise_step", "generalise_step", "key_frequencies", "neurons_per_key_frequency", "plateau_steps"} <= set(run0)
-    again = modular_addition.run("quick", tmp_path / "ma", resume=True, progress=False)
-    assert again["results"]["factored"] == json.loads(json.dumps(summary["results"]["factored"]))
-
-    G = grokking_lr.LrGrid
-    monkeypatch.setitem(grokking_lr.PRESETS, "quick", grokking_lr.GrokLrConfig(
-        model=dataclasses.replace(small, seeds=1, precision="float32"),
-        grids=(G("adam", (1e-3, 1e-2), weight_decays=(0.0, 1.0)), G("sgd13", (0.1,), optimizer="sgd", p=13),
-               G("scale", (1e-2,), loss="mse", weight_decays=(0.0,), init_scales=(0.3, 1.0)))))
-    summary = grokking_lr.run("quick", tmp_path / "glr", progress=False)
-    assert summary["n_runs"] == 4 + 1 + 2 and (tmp_path / "glr" / "lr_phase.png").exists()
-    assert summary["results"]["sgd13"]["p"] == 13 and len(summary["results"]["scale"]["cells"]) == 2
+def _no_unnamed_dims(ds):
+    assert not [d for d in ds.dims if "_dim" in d], list(ds.dims)
 
 
-def test_resume_after_a_kill_reuses_arrays_and_refuses_another_config(tmp_path):
-    from jaxmem import results
+def _saved_results(out) -> dict:
+    return json.loads((out / "summary.json").read_text())["results"]
 
-    config = {"steps": 10, "lr": [0.1]}
-    assert results.resume_arrays(tmp_path, config, resume=True) == {}
-    results.save_arrays(tmp_path / "runs.npz", {"a": np.arange(3)})  # killed before summary.json
-    assert results.resume_arrays(tmp_path, config, resume=True)["a"].tolist() == [0, 1, 2]
-    with pytest.raises(ValueError, match="another config"):
-        results.resume_arrays(tmp_path, {"steps": 11, "lr": [0.1]}, resume=True)
-    assert results.resume_arrays(tmp_path, {"steps": 11}, resume=False) == {}
+
+def test_parity_grid_tiny_run_matches_its_saved_arrays(tiny_parity, tmp_path):
+    """Headline numbers from the saved grid; an override is recorded, and --resume with
+    another refused naming the field."""
+    cfg, out = tiny_parity, tmp_path / "pg"
+    summary = studies.reproduce("parity-grid", "tiny", out, overrides={"weight_decays": "0.0,1.0"})
+    r = summary["results"]
+    assert summary["n_runs"] == r["n_runs"] == 16 and sum(r["outcomes"].values()) == 16
+    assert summary["config"]["overrides"] == {"weight_decays": "0.0,1.0"} and summary["config"]["optimizer"] == "adamw"
+    ds = jaxmem.load(out)
+    _no_unnamed_dims(ds)
+    assert ds.train_loss.dims == ("train_size", "hidden", "weight_decay", "seed", "step")
+    assert ds.hidden.values.tolist() == [4, 6] and ds.step.values.tolist() == [5, 10, 15, 20]
+    # the outcomes saved are those of the saved histories, and the summary counts them
+    h = grok.History(*(ds[k].values for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")))
+    for k, v in cfg.outcomes(h).items():
+        np.testing.assert_array_equal(ds[k].values, v, err_msg=k)
+    assert r["outcome_grid"] == grok.count_classes(ds.loss_outcome.values).tolist()
+    assert sum(r["outcomes_by"]["weight_decay"]["1.0"].values()) == 8
+    run = r["runs"][-1]  # runs in the grid's order: the last is the last cell
+    assert (run["train_size"], run["hidden"], run["weight_decay"], run["seed"]) == (30, 6, 1.0, 1)
+    last = ds.isel(train_size=-1, hidden=-1, weight_decay=-1, seed=-1)
+    assert run["min_train_loss"] == pytest.approx(float(last.train_loss.min()), rel=1e-6)
+    assert run["outcome"] == grok.OUTCOMES[int(last.loss_outcome)]
+    assert run["relevant_share"] == pytest.approx(float(last.relevant_share), rel=1e-6)
+    pngs = {"outcome_maps.png", "outcome_maps_accuracy.png", "outcome_examples.png"}
+    assert pngs <= {f.name for f in out.iterdir()}
+    for f in pngs:
+        (out / f).unlink()
+    assert cli.main(["plot", str(out)]) == 0 and pngs <= {f.name for f in out.iterdir()}
+    with pytest.raises(ValueError, match=r"weight_decays: \[0.0, 1.0\] -> \[0.1\]"):
+        studies.reproduce("parity-grid", "tiny", out, resume=True, overrides={"weight_decays": "0.1"})
+    again = studies.reproduce("parity-grid", "tiny", out, resume=True, draw=False)  # same config: nothing trains
+    assert again["resumed_parts"] == [""] and again["results"] == _saved_results(out)
+
+
+def test_modular_addition_tiny_run_matches_its_saved_arrays(tiny_modular, tmp_path):
+    cfg, out = tiny_modular, tmp_path / "ma"
+    summary = studies.reproduce("modular-addition", "tiny", out, overrides={"steps": "20"})
+    r = summary["results"]
+    assert summary["n_runs"] == 4 and summary["config"]["overrides"] == {"steps": "20"}
+    assert set(summary["parts"]) == {"factored", "unfactored", "constructed"}
+    assert r["constructed"] == {"p": [7], "n_neurons": [4, 5], **{k: modular_addition.constructed(cfg)[k]
+                                                                   for k in ("relu_accuracy", "square_accuracy")}}
+    assert r["constructed"]["square_accuracy"][0][1] == 1.0
+    assert len(list(out.glob("*.png"))) == 9
+    ds = jaxmem.load(out)
+    _no_unnamed_dims(ds)
+    assert ds["factored/w_input"].dims == ("seed", "input", "neuron")
+    assert ds["factored/mode_loss"].dims == ("seed", "snapshot_step", "mode") and ds.mode.values.tolist() == [1, 2, 3]
+    assert ds["factored/w_input"].dtype == np.float64  # the source's precision: float64 outside the embedding
+    for variant in cfg.variants:
+        part = r[variant]
+        assert sum(part["outcomes"].values()) == len(part["runs"]) == 2
+        for s, run in enumerate(part["runs"]):
+            assert run["final_test_accuracy"] == ds[f"{variant}/test_accuracy"].values[s, -1]
+            freq = fourier.neuron_frequencies(ds[f"{variant}/w_input"].values[s])
+            assert run["key_frequencies"] == freq["key_frequencies"].tolist()
+            assert run["live_neurons"] == int(freq["live"].sum())
+    with pytest.raises(ValueError, match="steps: 20 -> 7"):
+        studies.reproduce("modular-addition", "tiny", out, resume=True, overrides={"steps": "7"})
+
+
+def test_modular_addition_resumes_after_a_kill(tiny_modular, tmp_path, monkeypatch):
+    """Killed while training its second part: --resume trains only that part, and the
+    run equals one never interrupted."""
+    whole = studies.reproduce("modular-addition", "tiny", tmp_path / "whole", draw=False)
+    real, calls = modular_addition.train_seeds, []
+
+    def killed_at_the_second(cfg, variant, *args, **kwargs):
+        calls.append(variant)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(cfg, variant, *args, **kwargs)
+
+    monkeypatch.setattr(modular_addition, "train_seeds", killed_at_the_second)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        studies.reproduce("modular-addition", "tiny", out, draw=False)
+    manifest, parts = open_parts(out)
+    assert manifest["status"] == "running" and list(parts) == ["factored"]
+    with pytest.raises(ValueError, match="unfinished"):
+        studies.reproduce("modular-addition", "tiny", out, draw=False)
+    calls.clear()
+    resumed = studies.reproduce("modular-addition", "tiny", out, resume=True, draw=False)
+    assert calls == ["unfactored"] and resumed["resumed_parts"] == ["factored"]
+    assert _saved_results(out) == _saved_results(tmp_path / "whole") and resumed["results"] == whole["results"]
+    a, b = open_parts(out)[1], open_parts(tmp_path / "whole")[1]
+    for name in b:
+        for key, value in flatten(b[name].arrays).items():
+            np.testing.assert_array_equal(flatten(a[name].arrays)[key], value, err_msg=f"{name}/{key}")
+
+
+def test_grokking_lr_tiny_run_matches_its_saved_arrays(tiny_lr, tmp_path):
+    out = tmp_path / "glr"
+    summary = studies.reproduce("grokking-lr", "tiny", out, overrides={"model.steps": "20"})
+    r = summary["results"]
+    assert summary["n_runs"] == 4 + 4 and list(r) == ["adam", "scale"] and (out / "lr_phase.png").exists()
+    assert summary["config"]["overrides"] == {"model.steps": "20"} and summary["config"]["model"]["steps"] == 20
+    assert (r["scale"]["p"], r["scale"]["loss"], r["adam"]["optimizer"]) == (7, "ce", "adamw")
+    ds = jaxmem.load(out)
+    _no_unnamed_dims(ds)
+    assert ds["adam/test_accuracy"].dims == ("lr", "weight_decay", "init_scale", "seed", "step")
+    assert ds["adam/test_accuracy"].dtype == np.float32  # the model's precision="float32"
+    adam = jaxmem.load(out, part="adam")
+    assert adam.lr.values.tolist() == [1e-3, 1e-2] and adam.weight_decay.values.tolist() == [0.0, 1.0]
+    assert len(r["adam"]["cells"]) == 4 and sum(r["adam"]["outcomes"].values()) == 4
+    for cell in r["adam"]["cells"]:
+        at = adam.sel(lr=cell["lr"], weight_decay=cell["weight_decay"], init_scale=cell["init_scale"])
+        assert cell["memorised"] == int(np.isfinite(at.memorise_step).sum())
+        assert cell["median_plateau_steps"] == float(np.median(at.plateau_steps))
+        assert cell["outcomes"] == grok.outcome_counts(at.outcome.values)
+    np.testing.assert_array_equal(adam.memorise_step.values,
+                                  grok.first_step(adam.train_accuracy.values, adam.step.values))
+    assert [c["init_scale"] for c in r["scale"]["cells"]] == [0.1, 0.3, 1.0, 3.0]
+    assert ds["scale/test_accuracy"].dims[:3] == ("scale/lr", "scale/weight_decay", "scale/init_scale")
+    with pytest.raises(ValueError, match="model.steps: 20 -> 7"):
+        studies.reproduce("grokking-lr", "tiny", out, resume=True, overrides={"model.steps": "7"})
+
+
+@pytest.mark.parametrize("name, field", [
+    ("modular-addition", "seeds"), ("parity-grid", "seeds"),
+    ("grokking-lr", "model.seeds"),
+])
+def test_seeds_sets_the_seed_count(name, field):
+    module = studies.get(name)
+    cfg = protocol.configure(module, "quick", seeds=3)
+    assert (cfg.model.seeds if field == "model.seeds" else cfg.seeds) == 3
+
+
+def test_quick_float32_is_the_quick_preset_in_float32():
+    quick, f32 = (protocol.configure(modular_addition, p) for p in ("quick", "quick-float32"))
+    assert f32 == dataclasses.replace(quick, precision="float32") and f32.hp_dtype == jnp.float32
+    with quick.precision_context():
+        assert jax.config.jax_enable_x64
+    with f32.precision_context():
+        assert not jax.config.jax_enable_x64

@@ -5,7 +5,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxmem import data, results, train
+from jaxmem import data, studies, train
+from jaxmem.store import open_parts
 from jaxmem.models import relu_output
 from jaxmem.studies.smdd import settings as smdd_settings
 from jaxmem.studies.smdd import smdd
@@ -67,15 +68,17 @@ def test_fresh_refuses_repeated_points():
 
 
 def test_reduced_preset_is_hobbhahns_setting_with_the_papers_training():
-    cfg, sweep = smdd.preset("reduced")
+    cfg, sweep, batch = smdd.PRESETS["reduced"]
     assert (cfg.n_features, cfg.n_hidden, sweep.sparsity) == (1000, 2, 0.99)
     assert (cfg.steps, cfg.warmup_steps, cfg.schedule) == (50_000, 2500, "cosine")
     assert (sweep.lr, sweep.weight_decay, sweep.data_seeds, sweep.init_seeds) == ((1e-3,), (1e-2,), 4, 1)
     assert (cfg.b1, cfg.b2, cfg.eps, cfg.reduction, cfg.hidden_relu) == (0.9, 0.999, 1e-8, "sum", False)
     assert len(sweep.T) >= 17 and (sweep.T[0], sweep.T[-1]) == (3, 3000) and sweep.n_test == 10_000
-    infinite = smdd.infinite_sweep("reduced", sweep)
+    infinite = smdd.infinite_sweep(sweep, batch)
     assert infinite.fresh and infinite.T == (1000,) and infinite.data_seeds == 4
-    assert smdd.infinite_sweep("tiny", sweep) is None
+    assert smdd.infinite_sweep(sweep, 0) is None
+    with pytest.raises(ValueError, match="infinite_batch must be a whole number >= 0"):
+        smdd.infinite_sweep(sweep, -5)
 
 
 @pytest.mark.parametrize("name", ["smdd-wd", "smdd-steps"])
@@ -85,20 +88,14 @@ def test_appendix_presets_run_at_m_4(name):
     assert (paper_cfg.n_hidden, paper_cfg.n_features, quick_cfg.n_hidden) == (4, 10_000, 2)
 
 
-def test_smdd_run_adds_the_infinite_data_line_and_resumes(monkeypatch, tmp_path):
-    tiny = (train.TrainConfig(n_features=24, n_hidden=2, steps=16, n_history=4),
-            Sweep(T=(3, 10), sparsity=0.8, data_seeds=2, n_test=64))
-    monkeypatch.setitem(smdd.PRESETS, "tiny", tiny)
-    monkeypatch.setitem(smdd.INFINITE_BATCH, "tiny", 20)
-    summary = smdd.run("tiny", tmp_path)
-    arrays = results.load_arrays(tmp_path / "runs.npz")
-    assert arrays["infinite_test_loss"].shape == (1, 1, 1, 1, 2) and arrays["test_loss"].shape == (2, 1, 1, 1, 2)
+def test_smdd_run_adds_the_infinite_data_line(tiny_smdd, tmp_path):
+    summary = studies.reproduce("smdd", "tiny", tmp_path, draw=False)
+    parts = open_parts(tmp_path)[1]
+    assert parts["infinite"]["test_loss"].shape == (1, 1, 1, 1, 2) and parts[""]["test_loss"].shape == (2, 1, 1, 1, 2)
     inf = summary["results"]["infinite"]
-    np.testing.assert_allclose(inf["test_loss"], arrays["infinite_test_loss"].mean(), rtol=1e-6)
-    assert summary["config"]["infinite_batch"] == 20 and summary["n_runs"] == 6
-    assert [b["kind"] for b in summary["buckets"]].count("infinite") == 1
-    again = smdd.run("tiny", tmp_path, resume=True)  # loads runs.npz, trains nothing
-    assert again["results"]["infinite"] == inf and again["wall_seconds"] == summary["wall_seconds"]
-    monkeypatch.setitem(smdd.INFINITE_BATCH, "tiny", 30)
-    with pytest.raises(ValueError, match="another config"):
-        smdd.run("tiny", tmp_path, resume=True)
+    np.testing.assert_allclose(inf["test_loss"], parts["infinite"]["test_loss"].mean(), rtol=1e-6)
+    assert summary["config"]["infinite_batch"] == 50 and summary["n_runs"] == 6
+    assert parts["infinite"].coords["T"].tolist() == [50]
+    no_line = studies.reproduce("smdd", "tiny", tmp_path / "none", overrides={"infinite_batch": "0"}, draw=False)
+    assert no_line["results"]["infinite"] is None and no_line["n_runs"] == 4
+    assert no_line["results"]["by_T"] == summary["results"]["by_T"]

@@ -1,5 +1,5 @@
 """Figures of ``dstar-mnist`` (Hobbhahn, "More findings on maximal data dimensionality"),
-drawn from the arrays each part saves, so any figure can be redrawn from its ``.npz``.
+drawn from each saved part's arrays and coordinates alone (``jaxmem plot DIR`` redraws them).
 
 D* curves are sorted from the highest D* (left, "memorised") to the lowest (right),
 on a log scale as in the seed; points with D* = 0 (a hidden vector of zeros) are
@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxmem.plotting import plt
 from jaxmem.plotting import save as _save
+from jaxmem.store import flatten
 
 N_BINS = 10
 WRONG_COLOR = "tab:red"
@@ -198,7 +199,7 @@ def tail_figure(curves, labels, title, path, legend_title=""):
 
 
 def hidden_sizes(arrays, out: Path, rho):
-    labels = [f"{m} ({_acc(a)})" for m, a in zip(arrays["hidden_sizes"], arrays["train_accuracy"], strict=True)]
+    labels = [f"{m} ({_acc(a)})" for m, a in zip(arrays["n_hidden"], arrays["train_accuracy"], strict=True)]
     curves_and_spearman(arrays["dstar"], labels, rho, "D* across hidden sizes (MLP, normalised inputs)",
                         out / "hidden_sizes.png", "hidden neurons")
     tail_figure(arrays["dstar"], labels, "Low-D* tail across hidden sizes (lower left = the right-hand tail "
@@ -206,7 +207,7 @@ def hidden_sizes(arrays, out: Path, rho):
 
 
 def seeds(arrays, out: Path, rho):
-    labels = [f"{s} ({_acc(a)})" for s, a in zip(arrays["seeds"], arrays["train_accuracy"], strict=True)]
+    labels = [f"{s} ({_acc(a)})" for s, a in zip(arrays["seed"], arrays["train_accuracy"], strict=True)]
     curves_and_spearman(arrays["dstar"], labels, rho, "D* across random seeds (same data, 512 hidden)",
                         out / "seeds.png", "seed")
     tail_figure(arrays["dstar"], labels, "Low-D* tail across random seeds (lower left = the right-hand tail "
@@ -214,7 +215,7 @@ def seeds(arrays, out: Path, rho):
 
 
 def weight_decay(arrays, out: Path, rho):
-    labels = [f"{w:g} ({_acc(a)})" for w, a in zip(arrays["weight_decays"], arrays["train_accuracy"], strict=True)]
+    labels = [f"{w:g} ({_acc(a)})" for w, a in zip(arrays["weight_decay"], arrays["train_accuracy"], strict=True)]
     curves_and_spearman(arrays["dstar"], labels, rho, "D* across weight decay (AdamW, same seed and data)",
                         out / "weight_decay.png", "weight decay")
 
@@ -222,7 +223,7 @@ def weight_decay(arrays, out: Path, rho):
 def dataset_sizes(arrays, out: Path, rho):
     """Curves stretched to one length, raw and divided by their mean (shape only),
     and the Spearman matrix on the points every set holds."""
-    sizes = [int(n) for n in arrays["dataset_sizes"]]
+    sizes = [int(n) for n in arrays["n_train"]]
     labels = [f"{n} ({_acc(a)})" for n, a in zip(sizes, arrays["train_accuracy"], strict=True)]
     fig, (ax_c, ax_n, ax_s) = plt.subplots(1, 3, figsize=(19, 5), gridspec_kw={"width_ratios": [1.1, 1.1, 1]})
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
@@ -242,7 +243,7 @@ def dataset_sizes(arrays, out: Path, rho):
 
 def training(arrays, out: Path, rho_epochs, rho_batches):
     per_epoch = int(arrays["updates_per_epoch"])
-    steps, acc = arrays["checkpoint_updates"], arrays["train_accuracy"]
+    steps, acc = arrays["step"], arrays["train_accuracy"]
     for key, rho, name, what in (("epoch_index", rho_epochs, "training_epochs.png", "epoch"),
                                  ("batch_index", rho_batches, "training_first_batches.png", "minibatch")):
         idx = arrays[key]
@@ -255,7 +256,7 @@ def training(arrays, out: Path, rho_epochs, rho_batches):
 
 
 def error_rates(arrays, out: Path):
-    d, wrong, updates, acc = arrays["dstar"], arrays["wrong"], arrays["updates"], arrays["train_accuracy"]
+    d, wrong, updates, acc = arrays["dstar"], arrays["wrong"], arrays["horizon"], arrays["train_accuracy"]
     cols = min(3, len(updates))
     rows = -(-len(updates) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False,
@@ -275,7 +276,7 @@ AE_TITLES = {"linear": "linear hidden layer, h = W x", "relu": "ReLU hidden laye
 def autoencoder(arrays, out: Path, rho):
     """One panel of sorted curves per hidden-layer variant, side by side, the
     classifier's curve dashed in each; the Spearman matrix of all of them."""
-    d, sizes, variants = arrays["dstar"], arrays["hidden_sizes"], [str(v) for v in arrays["variants"]]
+    d, sizes, variants = arrays["dstar"], arrays["n_hidden"], [str(v) for v in arrays["variant"]]
     fig, axes = plt.subplots(1, len(variants) + 1, figsize=(6.2 * (len(variants) + 1), 5),
                              gridspec_kw={"width_ratios": [1.2] * len(variants) + [1]})
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
@@ -335,9 +336,11 @@ def target_error(arrays, out: Path):
                          f"Misclassified training points, seed {seed[r]} ({epochs[r]} epochs), by decreasing D*")
 
 
-def draw(name: str, arrays: dict, out) -> None:
-    """Every figure of one ``dstar-mnist`` part from its saved arrays."""
+def draw(name: str, part, out) -> None:
+    """Every figure of one ``dstar-mnist`` part (a ``jaxmem.store.Part``) from its
+    arrays, and its coordinates under their dim names."""
     out = Path(out)
+    arrays = {**part.coords, **flatten(part.arrays)}
     if name == "inputs":
         inputs(arrays, out)
     elif name == "hidden_sizes":

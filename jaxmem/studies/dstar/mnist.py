@@ -21,13 +21,15 @@ per part where shapes and update counts allow. Parts, each saved as it finishes:
 
 Every model also reports the low-D* tail of its curve (``tail``). Every part but
 ``inputs`` uses the normalised inputs, as C. Olah did. ``Preset.parts`` picks the parts.
+Each part's ``info`` holds its results (``summary.json``'s ``results[part]``) and the
+data it was trained on (``data``: files and their SHA-256); its arrays' ``example`` dim
+is labelled by the row of the MNIST file.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import math
+import hashlib
 import time
 from pathlib import Path
 
@@ -37,14 +39,19 @@ import numpy as np
 import scipy.stats
 import threadpoolctl
 
-from jaxmem import dstar, mnist, presets, results, stats, train
+from jaxmem import dstar, mnist, stats, train
 from jaxmem.models import mlp, relu_output
 from jaxmem.progress import Progress
+from jaxmem.store import Part, flatten, strict_json
 from jaxmem.studies.dstar import classifier
 from jaxmem.studies.dstar import figures as figures_dstar
+from jaxmem.train.relu import SCHEDULES as AE_SCHEDULES
+from jaxmem.train.relu import example_loss_fn
+from jaxmem.validate import finite_values, in_range, one_of, positive_int
 
 DESCRIPTION = "D* on MNIST: an MLP classifier (inputs, errors, classes, sizes, seeds, decay, training) + autoencoder"
-ACCEPTS_DATA = True
+OPTIONS = ("data_dir",)
+SEEDS = "seeds"
 PARTS = ("inputs", "hidden_sizes", "seeds", "dataset_sizes", "weight_decay", "training", "error_rates",
          "autoencoder", "target_error")
 N_BINS = 10  # deciles of D*
@@ -96,28 +103,30 @@ class Preset:
 
     def __post_init__(self):
         for name in ("n_train", "n_test", "n_hidden", "batch_size", "epochs", "seeds", "ae_steps", "solve_steps",
-                     "target_seeds"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                     "target_seeds", "n_history"):
+            positive_int(name, getattr(self, name))
         for name in ("hidden_sizes", "dataset_sizes", "horizons", "ae_hidden", "target_epochs"):
             values = getattr(self, name)
-            if not values or any(int(v) != v or v < 1 for v in values):
+            if not values:
                 raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {values!r}")
-        if not self.weight_decays or any(not (w >= 0 and math.isfinite(w)) for w in self.weight_decays):
-            raise ValueError(f"weight_decays must be finite values >= 0, got {self.weight_decays!r}")
-        if any(e < 0 or e > self.epochs for e in self.checkpoint_epochs):
-            raise ValueError(f"checkpoint_epochs must lie in [0, epochs={self.epochs}], got {self.checkpoint_epochs!r}")
-        if self.target_n is not None and (int(self.target_n) != self.target_n or self.target_n < 1):
-            raise ValueError(f"target_n must be a positive integer or None (every image), got {self.target_n!r}")
-        if not 0 <= self.target_error_rate < 1:
-            raise ValueError(f"target_error_rate must lie in [0, 1), got {self.target_error_rate!r}")
-        if not self.tail_thresholds or any(not 0 < t < 1 for t in self.tail_thresholds):
+            for v in values:
+                positive_int(name, v)
+        finite_values("weight_decays", self.weight_decays)
+        for e in self.checkpoint_epochs:
+            in_range(f"checkpoint_epochs (epochs={self.epochs})", e, 0, self.epochs, closed_high=True)
+        if self.target_n is not None:
+            positive_int("target_n", self.target_n)  # None: every image
+        in_range("target_error_rate", self.target_error_rate, 0.0, 1.0)
+        if not self.tail_thresholds or 0 in self.tail_thresholds:
             raise ValueError(f"tail_thresholds must be values in (0, 1), got {self.tail_thresholds!r}")
-        if not self.ae_variants or any(v not in AE_VARIANTS for v in self.ae_variants):
-            raise ValueError(f"ae_variants must be a non-empty tuple of {AE_VARIANTS}, got {self.ae_variants!r}")
-        if not self.parts or any(n not in PARTS for n in self.parts) or len(set(self.parts)) != len(self.parts):
-            raise ValueError(f"parts must be distinct names of {PARTS}, got {self.parts!r}")
+        for t in self.tail_thresholds:
+            in_range("tail_thresholds", t, 0.0, 1.0)
+        one_of("schedule", self.schedule, classifier.SCHEDULES)
+        for name, values, known in (("ae_variants", self.ae_variants, AE_VARIANTS), ("parts", self.parts, PARTS)):
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"{name} must be distinct names of {known}, got {values!r}")
+            for v in values:
+                one_of(name, v, known)
 
     @property
     def steps(self) -> int:
@@ -144,16 +153,10 @@ PRESETS = {
 }
 
 
-def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> Preset:
-    """The preset with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    p = PRESETS[name]
-    if seeds is not None:
-        if seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {seeds!r}")
-        p = dataclasses.replace(p, seeds=int(seeds))
-    return presets.override(p, overrides)
+def record(p: Preset) -> dict:
+    """The preset's fields and its update count. The data files are recorded in each
+    part's ``info["data"]`` (``--data`` itself is in the run's config)."""
+    return {**dataclasses.asdict(p), "steps": p.steps}
 
 
 # ---------------------------------------------------------------- data
@@ -199,7 +202,8 @@ def load_pool(p: Preset, data_dir=None) -> Pool:
     train_rows, test_rows = perm[:n_max], perm[-p.n_test:]
     flat = images.reshape(images.shape[0], -1).astype(np.float32) / 255
     folder = Path(data_dir) if data_dir is not None else mnist.default_dir()
-    info = {"data_dir": str(folder), "kind": kind, "n_file": int(images.shape[0]),
+    files = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in mnist.FILES[kind]}
+    info = {"data_dir": str(folder), "kind": kind, "files": files, "n_file": int(images.shape[0]),
             "n_held_out": p.n_test, "permutation_seed": p.seed}
     return Pool(images[train_rows], flat[train_rows], _unit_rows(flat[train_rows]), labels[train_rows],
                 flat[test_rows], _unit_rows(flat[test_rows]), labels[test_rows], train_rows, info,
@@ -371,10 +375,26 @@ def _train_data(pool: Pool, n: int, normalized: bool = True) -> dict:
     return {"x": jnp.asarray(x[:n]), "labels": jnp.asarray(pool.labels[:n])}
 
 
+#: dims of the arrays most parts keep; ``*`` is what the part's models differ in
+CURVE = {"dstar": ("*", "example"), "wrong": ("*", "example"), "train_accuracy": ("*",)}
+
+
+def _part(res: dict, arrays: dict, dims: dict, n_runs: int, **coords) -> Part:
+    """A part: its results ``res`` in ``info``; ``dims`` beside ``CURVE``'s, whose ``*``
+    is ``coords``'s first dim (what the part's models differ in; ``None``: no labels);
+    a matrix's second dim ``vs_X`` has the coordinates of ``X``."""
+    first, flat = next(iter(coords)), flatten(arrays)
+    curve = {k: tuple(first if d == "*" else d for d in v) for k, v in CURVE.items()}
+    dims = {k: v for k, v in {**curve, **dims}.items() if k in flat}
+    for d in {d for v in dims.values() for d in v if d.startswith("vs_")}:
+        coords.setdefault(d, coords.get(d[3:]))
+    return Part(arrays, dims, {k: v for k, v in coords.items() if v is not None}, info=res, n_runs=n_runs)
+
+
 # ---------------------------------------------------------------- parts
 
 
-def part_inputs(p: Preset, pool: Pool, timing: dict, done: dict):
+def part_inputs(p: Preset, pool: Pool, timing: dict, done: dict) -> Part:
     """(a, b, c): raw vs L2-normalised inputs, one program of two runs (the ``input``
     axis; the same init and minibatch order)."""
     n = p.n_train
@@ -397,12 +417,14 @@ def part_inputs(p: Preset, pool: Pool, timing: dict, done: dict):
                      "class_share_bottom_decile": _class_share(pos, labels, top=False)}
     res["spearman_raw_vs_normalized"] = _rho(p, ds["dstar"][0], ds["dstar"][1])
     arrays = {"dstar": ds["dstar"], "wrong": wrong, "labels": labels, "images": pool.images[:n],
-              "file_index": pool.index[:n],
               "input_norm": input_norm, "train_accuracy": fit.accuracy, "test_accuracy": test_acc,
-              "history_step": np.broadcast_to(fit.history.step, fit.history.loss.shape),
-              "history_accuracy": fit.history.accuracy,
-              "history_loss": fit.history.loss, "total": ds["total"], "rank": ds["rank"], "live": ds["live"]}
-    return res, arrays, 2
+              "history": {"accuracy": fit.history.accuracy, "loss": fit.history.loss},
+              "total": ds["total"], "rank": ds["rank"], "live": ds["live"]}
+    per_input = ("input",)
+    dims = {"labels": ("example",), "images": ("example", "row", "col"), "input_norm": ("example",),
+            "test_accuracy": per_input, "history/accuracy": ("input", "step"), "history/loss": ("input", "step"),
+            "total": per_input, "rank": per_input, "live": per_input}
+    return _part(res, arrays, dims, 2, input=res["variants"], example=pool.index[:n], step=fit.history.step)
 
 
 def _class_share(pos, labels, top: bool) -> list:
@@ -410,7 +432,7 @@ def _class_share(pos, labels, top: bool) -> list:
     return (np.bincount(labels[sel], minlength=10) / max(sel.sum(), 1)).round(4).tolist()
 
 
-def part_hidden_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
+def part_hidden_sizes(p: Preset, pool: Pool, timing: dict, done: dict) -> Part:
     """(d): one program per hidden size (shapes differ)."""
     data = _train_data(pool, p.n_train)
     curves, models, acc = [], {}, []
@@ -424,11 +446,13 @@ def part_hidden_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
     rho = _spearman(p, curves)
     res = {"hidden_sizes": list(p.hidden_sizes), "models": models, "spearman": _listed(rho),
            "tail": tail_table(list(models.values()))}
-    return res, {"dstar": np.stack(curves), "hidden_sizes": np.array(p.hidden_sizes),
-                 "train_accuracy": np.array(acc), "spearman": rho}, len(p.hidden_sizes)
+    arrays = {"dstar": np.stack(curves), "train_accuracy": np.array(acc), "spearman": rho}
+    return _part(res, arrays, {"spearman": ("n_hidden", "vs_n_hidden")}, len(p.hidden_sizes),
+                 n_hidden=p.hidden_sizes, example=pool.index[:p.n_train])
 
 
-def _grid_part(p: Preset, pool: Pool, timing: dict, grid: dict, labels: list, name: str):
+def _grid_part(p: Preset, pool: Pool, timing: dict, grid: dict, labels: list, name: str, dim: str) -> Part:
+    """One program over ``grid``; its models differ in ``dim`` (``labels``, ``res[name]``)."""
     data = _train_data(pool, p.n_train)
     fit = _fit(timing, p, data, grid)
     ds = _dstar(timing, p, _hidden(fit.params, data["x"]))
@@ -436,24 +460,24 @@ def _grid_part(p: Preset, pool: Pool, timing: dict, grid: dict, labels: list, na
     rho = _spearman(p, ds["dstar"])
     models = [_model(ds, r, wrong[r], fit.accuracy[r], thresholds=p.tail_thresholds) for r in range(len(labels))]
     res = {name: labels, "models": models, "spearman": _listed(rho), "tail": tail_table(models)}
-    arrays = {"dstar": ds["dstar"], "wrong": wrong, name: np.array(labels), "train_accuracy": fit.accuracy,
-              "spearman": rho}
-    return res, arrays, len(labels)
+    arrays = {"dstar": ds["dstar"], "wrong": wrong, "train_accuracy": fit.accuracy, "spearman": rho}
+    return _part(res, arrays, {"spearman": (dim, f"vs_{dim}")}, len(labels),
+                 **{dim: labels, "example": pool.index[:p.n_train]})
 
 
-def part_seeds(p: Preset, pool: Pool, timing: dict, done: dict):
+def part_seeds(p: Preset, pool: Pool, timing: dict, done: dict) -> Part:
     """(e): ``p.seeds`` init/shuffle seeds, one program."""
     seeds = list(range(p.seeds))
-    return _grid_part(p, pool, timing, {"seed": seeds}, seeds, "seeds")
+    return _grid_part(p, pool, timing, {"seed": seeds}, seeds, "seeds", "seed")
 
 
-def part_weight_decay(p: Preset, pool: Pool, timing: dict, done: dict):
+def part_weight_decay(p: Preset, pool: Pool, timing: dict, done: dict) -> Part:
     """(g): weight decays, one program (seed 0 for all)."""
     return _grid_part(p, pool, timing, {"seed": [0], "weight_decay": list(p.weight_decays)},
-                      list(p.weight_decays), "weight_decays")
+                      list(p.weight_decays), "weight_decays", "weight_decay")
 
 
-def part_dataset_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
+def part_dataset_sizes(p: Preset, pool: Pool, timing: dict, done: dict) -> Part:
     """(f): nested training sets (``n_train``: the first rows of the pool), each trained
     for ``p.epochs`` epochs in its own program (the update counts differ); the curves
     padded to the largest set with D* 0."""
@@ -474,12 +498,12 @@ def part_dataset_sizes(p: Preset, pool: Pool, timing: dict, done: dict):
            "models": [_model(ds, r, wrong[r], accuracy[r], n=n, thresholds=p.tail_thresholds)
                       for r, n in enumerate(sizes)],
            "spearman_common_points": _listed(rho), "n_common_points": common}
-    arrays = {"dstar": ds["dstar"], "wrong": wrong, "dataset_sizes": np.array(sizes), "train_accuracy": accuracy,
-              "spearman": rho}
-    return res, arrays, len(sizes)
+    arrays = {"dstar": ds["dstar"], "wrong": wrong, "train_accuracy": accuracy, "spearman": rho}
+    return _part(res, arrays, {"spearman": ("n_train", "vs_n_train")}, len(sizes), n_train=sizes,
+                 example=pool.index[:n_pad])
 
 
-def part_training(p: Preset, pool: Pool, timing: dict, done: dict):
+def part_training(p: Preset, pool: Pool, timing: dict, done: dict) -> Part:
     """(h): one run keeping its params after each of the first minibatches and at
     ``checkpoint_epochs``; D* of the training points at each."""
     per_epoch = _per_epoch(p.n_train, p.batch_size)
@@ -500,13 +524,15 @@ def part_training(p: Preset, pool: Pool, timing: dict, done: dict):
            "models": [_model(ds, i, ~correct[i], acc[i], thresholds=p.tail_thresholds) for i in range(len(steps))],
            "epochs": [s // per_epoch for s in epochs], "spearman_epochs": _listed(rho_e),
            "first_batches": batches, "spearman_first_batches": _listed(rho_b)}
-    arrays = {"dstar": ds["dstar"], "wrong": ~correct, "checkpoint_updates": np.array(steps), "train_accuracy": acc,
-              "epoch_index": np.array(e_idx), "batch_index": np.array(b_idx), "updates_per_epoch": per_epoch,
-              "spearman_epochs": rho_e, "spearman_first_batches": rho_b}
-    return res, arrays, 1
+    arrays = {"dstar": ds["dstar"], "wrong": ~correct, "train_accuracy": acc, "epoch_index": np.array(e_idx),
+              "batch_index": np.array(b_idx), "updates_per_epoch": per_epoch, "spearman_epochs": rho_e,
+              "spearman_first_batches": rho_b}
+    dims = {"epoch_index": ("epoch",), "batch_index": ("batch",), "spearman_epochs": ("epoch", "vs_epoch"),
+            "spearman_first_batches": ("batch", "vs_batch")}
+    return _part(res, arrays, dims, 1, step=steps, epoch=res["epochs"], batch=batches, example=pool.index[:p.n_train])
 
 
-def part_error_rates(p: Preset, pool: Pool, timing: dict, done: dict):
+def part_error_rates(p: Preset, pool: Pool, timing: dict, done: dict) -> Part:
     """(i): models trained from scratch (one init and minibatch order, seed 1000) for
     ``horizons`` updates, each schedule spanning its own horizon (a traced ``horizon``
     axis), one program; errors per D* decile."""
@@ -518,8 +544,8 @@ def part_error_rates(p: Preset, pool: Pool, timing: dict, done: dict):
     res = {"updates": horizons, "models": [_model(ds, r, wrong[r], fit.accuracy[r], thresholds=p.tail_thresholds)
                                           for r in range(len(horizons))]}
     res["train_error"] = [1 - m["train_accuracy"] for m in res["models"]]
-    arrays = {"dstar": ds["dstar"], "wrong": wrong, "updates": np.array(horizons), "train_accuracy": fit.accuracy}
-    return res, arrays, len(horizons)
+    arrays = {"dstar": ds["dstar"], "wrong": wrong, "train_accuracy": fit.accuracy}
+    return _part(res, arrays, {}, len(horizons), horizon=horizons, example=pool.index[:p.n_train])
 
 
 def ae_hidden(params, x, variant: str):
@@ -530,12 +556,29 @@ def ae_hidden(params, x, variant: str):
     return relu_output.hidden(params, x, hidden_relu=variant == "relu")
 
 
-def part_autoencoder(p: Preset, pool: Pool, timing: dict, done: dict):
+def fit_autoencoder(timing: dict, p: Preset, x, n_hidden: int, variant: str):
+    """``(params, train loss)`` of the ReLU-output autoencoder (SMDD's model and AdamW
+    schedule, ``train.TrainConfig``) trained on ``x`` through ``run_grid``, one run. Its
+    init key is ``_key(p, 0)`` (not the grid's), as when it trained through
+    ``train.train``: the same params."""
+    cfg = train.TrainConfig(n_features=int(x.shape[1]), n_hidden=n_hidden, steps=p.ae_steps,
+                            n_history=min(20, p.ae_steps), hidden_relu=variant == "relu")
+    key, per_example = _key(p, 0), example_loss_fn(cfg)
+    out = train.run_grid(lambda _, hp: relu_output.init(key, cfg.n_features, cfg.n_hidden, 1.0, cfg.use_bias),
+                         lambda params, batch, hp: per_example(params, batch), x,
+                         {"seed": [0], "lr": [p.ae_lr], "weight_decay": [p.ae_weight_decay]}, cfg.steps,
+                         schedule=AE_SCHEDULES[cfg.schedule], warmup_frac=cfg.warmup_frac, b1=cfg.b1,
+                         b2=cfg.b2, eps=cfg.eps, n_history=cfg.n_history, progress=False)
+    timing["compile"] += out.compile_seconds
+    timing["train"] += out.train_seconds
+    return jax.tree.map(lambda a: a[0, 0, 0], out.params), float(out.train_loss[0, 0, 0])
+
+
+def part_autoencoder(p: Preset, pool: Pool, timing: dict, done: dict) -> Part:
     """(j): ReLU-output autoencoder ``ReLU(W^T h + b)`` on the normalised training
     points with ``h = W x`` and with ``h = ReLU(W x)`` (``p.ae_variants``), one
     program per variant and hidden size; D* of ``h``."""
     x = jnp.asarray(pool.normalized[: p.n_train])
-    hyper = train.Hyper(p.ae_lr, p.ae_weight_decay, 1.0)
     curves = np.zeros((len(p.ae_variants), len(p.ae_hidden), p.n_train))
     losses = np.zeros(curves.shape[:2])
     live = np.zeros(curves.shape[:2], int)
@@ -543,31 +586,26 @@ def part_autoencoder(p: Preset, pool: Pool, timing: dict, done: dict):
     for v, variant in enumerate(p.ae_variants):
         models[variant] = {}
         for k, m in enumerate(p.ae_hidden):
-            cfg = train.TrainConfig(n_features=784, n_hidden=m, steps=p.ae_steps, n_history=min(20, p.ae_steps),
-                                    hidden_relu=variant == "relu")
-            t0 = time.perf_counter()
-            compiled = jax.jit(train.train, static_argnums=0).lower(cfg, hyper, _key(p, 0), x).compile()
-            t1 = time.perf_counter()
-            out = jax.device_get(compiled(hyper, _key(p, 0), x))
-            timing["compile"] += t1 - t0
-            timing["train"] += time.perf_counter() - t1
-            ds = _dstar(timing, p, np.asarray(ae_hidden(out.params, x, variant))[None])
-            models[variant][str(m)] = {**_model(ds, 0, thresholds=p.tail_thresholds),
-                                       "train_loss": float(out.train_loss)}
-            curves[v, k], losses[v, k], live[v, k] = ds["dstar"][0], float(out.train_loss), ds["live"][0]
+            params, loss = fit_autoencoder(timing, p, x, m, variant)
+            ds = _dstar(timing, p, np.asarray(ae_hidden(params, x, variant))[None])
+            models[variant][str(m)] = {**_model(ds, 0, thresholds=p.tail_thresholds), "train_loss": loss}
+            curves[v, k], losses[v, k], live[v, k] = ds["dstar"][0], loss, ds["live"][0]
     rho = _spearman(p, curves.reshape(-1, p.n_train))  # [variants x sizes] squared
     res = {"hidden_sizes": list(p.ae_hidden), "variants": list(p.ae_variants), "models": models,
            "spearman": _listed(rho)}
     if len(p.ae_variants) == 2:  # the same size, linear vs ReLU hidden layer
         res["spearman_linear_vs_relu"] = [_rho(p, curves[0, k], curves[1, k]) for k in range(len(p.ae_hidden))]
-    arrays = {"dstar": curves, "hidden_sizes": np.array(p.ae_hidden), "variants": np.array(p.ae_variants),
-              "train_loss": losses, "live": live, "spearman": rho}
+    arrays = {"dstar": curves, "train_loss": losses, "live": live, "spearman": rho}
     if "inputs" in done:  # the classifier's D* of the same points (normalised inputs)
         mlp_curve = done["inputs"]["dstar"][1]
         res["spearman_vs_classifier"] = {variant: [_rho(p, c, mlp_curve) for c in curves[v]]
                                          for v, variant in enumerate(p.ae_variants)}
         arrays["classifier_dstar"] = mlp_curve
-    return res, arrays, curves.shape[0] * curves.shape[1]
+    grid = ("variant", "n_hidden")
+    dims = {"dstar": grid + ("example",), "train_loss": grid, "live": grid, "spearman": ("model", "vs_model"),
+            "classifier_dstar": ("example",)}
+    return _part(res, arrays, dims, curves.shape[0] * curves.shape[1], variant=p.ae_variants, n_hidden=p.ae_hidden,
+                 model=[f"{v} {m}" for v in p.ae_variants for m in p.ae_hidden], example=pool.index[:p.n_train])
 
 
 def closest_run(errors, epochs, target: float) -> int:
@@ -595,7 +633,7 @@ def error_positions(dstar_N, wrong_N) -> dict:
             "ks_p": float(scipy.stats.kstest(pos, "uniform").pvalue) if k else None}
 
 
-def part_target_error(p: Preset, pool: Pool, timing: dict, done: dict):
+def part_target_error(p: Preset, pool: Pool, timing: dict, done: dict) -> Part:
     """(b) at the seed's training error: ``target_seeds`` x ``target_epochs`` models
     trained from scratch (each its own cosine schedule, a traced horizon in one
     program) on the first ``target_n`` rows of the permutation, all images by
@@ -652,9 +690,12 @@ def part_target_error(p: Preset, pool: Pool, timing: dict, done: dict):
     error_rows = np.unique(np.concatenate([np.flatnonzero(wrong[r]) for r in chosen]))
     arrays = {"dstar": dstar_RxN, "wrong": wrong, "seed": np.array([g[0] for g in grid]),
               "epochs": np.array([g[1] for g in grid]), "train_accuracy": fit.accuracy, "selected": chosen,
-              "labels": labels, "file_index": rows, "error_rows": error_rows,
-              "error_images": pool.file_images[rows[error_rows]], "target_errors": target}
-    return res, arrays, len(grid)
+              "labels": labels, "error_rows": error_rows, "error_images": pool.file_images[rows[error_rows]],
+              "target_errors": target}
+    dims = {"seed": ("run",), "epochs": ("run",), "selected": ("target_seed",), "labels": ("example",),
+            "error_rows": ("error",), "error_images": ("error", "row", "col")}
+    return _part(res, arrays, dims, len(grid), run=None, example=rows, target_seed=range(p.target_seeds),
+                 error=rows[error_rows])
 
 
 PART_FNS = {"inputs": part_inputs, "hidden_sizes": part_hidden_sizes, "seeds": part_seeds,
@@ -665,63 +706,66 @@ PART_FNS = {"inputs": part_inputs, "hidden_sizes": part_hidden_sizes, "seeds": p
 # ---------------------------------------------------------------- run
 
 
-def config_dict(p: Preset, pool_info: dict) -> dict:
-    return json.loads(json.dumps({**dataclasses.asdict(p), "steps": p.steps, "data": pool_info}))
+def compute(name: str, p: Preset, pool: Pool, done: dict) -> Part:
+    """Part ``name``, with its timings (compile, train, D*) and the data in ``info``."""
+    timing = {"compile": 0.0, "train": 0.0, "dstar": 0.0}
+    t0 = time.perf_counter()
+    part = PART_FNS[name](p, pool, timing, done)
+    part.info = {**part.info, "n_runs": part.n_runs, "seconds": {**timing, "total": time.perf_counter() - t0},
+                 "data": pool.info}
+    part.compile_seconds = timing["compile"]
+    return part
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, data_dir=None,
-        progress=None, overrides: dict | None = None) -> dict:
-    """Run every part, writing ``<part>.npz``, its figures and ``summary.json`` as each
-    part finishes; with ``resume``, parts already saved under the same config are kept
-    (``wall_seconds`` then adds the time they took when they ran)."""
-    p = preset(preset_name, seeds, overrides)
-    out = Path(out)
-    start = time.perf_counter()
-    pool = load_pool(p, data_dir)
-    config = presets.record_overrides(config_dict(p, pool.info), overrides)
-    summary_path = out / "summary.json"
-    previous = {}
-    if resume and summary_path.exists():
-        previous = results.load_json(summary_path)
-        if previous.get("config") != config:
-            raise ValueError(f"--resume: {summary_path} was made with another config; use a new --out")
-    if not isinstance(progress, Progress):
-        progress = Progress(len(p.parts), enabled=progress)
-    summary = results.summary("dstar-mnist", preset_name, {"n_runs": 0, "wall_seconds": 0.0,
-               "compile_seconds": 0.0, "config": config, "results": {}, "parts_done": []})
-    done, reused = {}, 0.0  # reused: seconds the parts loaded from a previous run took then
+def _same_data(info: dict) -> dict:
+    return {k: v for k, v in strict_json(info).items() if k != "data_dir"}
+
+
+def run(p: Preset, store) -> None:
+    """Every part of ``p.parts`` in turn, each saved as it finishes. A part loaded by
+    ``--resume`` must have been trained on the same data files."""
+    pool = load_pool(p, store.options.get("data_dir"))
+    progress = store.progress if isinstance(store.progress, Progress) else Progress(len(p.parts),
+                                                                                    enabled=store.progress)
+    done = {}
     for name in p.parts:
-        path = out / f"{name}.npz"
-        old = previous.get("results", {}).get(name)
-        if old is not None and path.exists():
-            res, arrays, n_runs = old, results.load_arrays(path), old["n_runs"]
-            label = f"{name} loaded from {path}"
-        else:
-            timing = {"compile": 0.0, "train": 0.0, "dstar": 0.0}
-            t0 = time.perf_counter()
-            res, arrays, n_runs = PART_FNS[name](p, pool, timing, done)
-            res = {**res, "n_runs": n_runs, "seconds": {**timing, "total": time.perf_counter() - t0}}
-            results.save_arrays(path, arrays)
-            label = f"{name} done"
-        done[name] = arrays
-        draw(out, summary, parts=[name])  # each part's figures as soon as it is saved
-        summary["results"][name] = res
-        summary["parts_done"].append(name)
-        summary["n_runs"] += n_runs
-        summary["compile_seconds"] += res["seconds"]["compile"]
-        reused += res["seconds"]["total"] if old is not None and path.exists() else 0.0
-        summary["wall_seconds"] = reused + time.perf_counter() - start
-        results.save_json(summary_path, summary)
-        progress.update(1, label)
-    return summary
+        part = store.part(name, lambda name=name: compute(name, p, pool, done))
+        if part.loaded and _same_data(part.info.get("data", {})) != _same_data(pool.info):
+            raise ValueError(f"--resume: part {name!r} in {store.out} was trained on other MNIST files "
+                             f"({part.info.get('data')}) than these ({pool.info}); use a new --out")
+        done[name] = part
+        progress.update(1, f"{name} {'loaded' if part.loaded else 'done'}")
 
 
-def draw(out, summary: dict | None = None, parts=None) -> None:
-    """The figures of every part of a ``dstar-mnist`` run (``parts``, default: the
-    summary's ``parts_done``) from its ``<part>.npz`` files."""
-    out = Path(out)
-    if parts is None:
-        summary = results.run_summary(out, summary)
-        parts = summary.get("parts_done", [])
-    for name in parts:
-        figures_dstar.draw(name, results.load_arrays(out / f"{name}.npz"), out)
+def summarize(parts: dict, p: Preset) -> dict:
+    """Per part its results (``info`` less the data), and the data files once."""
+    names = [n for n in p.parts if n in parts]
+    out = {n: {k: v for k, v in parts[n].info.items() if k != "data"} for n in names}
+    return {**out, "data": parts[names[0]].info.get("data") if names else None}
+
+
+def table_axes(summary: dict) -> dict:
+    """Row and column labels of the Spearman matrices for ``jaxmem show``."""
+    res = summary.get("results") or {}
+    matrices = (("hidden_sizes", "spearman", "hidden_sizes", "n_hidden"), ("seeds", "spearman", "seeds", "seed"),
+                ("weight_decay", "spearman", "weight_decays", "weight decay"),
+                ("dataset_sizes", "spearman_common_points", "dataset_sizes", "n_train"),
+                ("training", "spearman_epochs", "epochs", "epoch"),
+                ("training", "spearman_first_batches", "first_batches", "batch"))
+    axes = {f"{part}/{key}": (label, res[part][field], label, res[part][field])
+            for part, key, field, label in matrices if field in res.get(part, {})}
+    target = res.get("target_error", {})
+    if "errors" in target:
+        axes["target_error/errors"] = ("seed", range(target["seeds"]), "epochs", target["epochs"])
+    ae = res.get("autoencoder", {})
+    if "variants" in ae:
+        models = [f"{v} {m}" for v in ae["variants"] for m in ae["hidden_sizes"]]
+        axes["autoencoder/spearman"] = ("model", models, "model", models)
+    return axes
+
+
+def draw(parts: dict, summary: dict, p: Preset, out) -> None:
+    """The figures of every saved part."""
+    for name in p.parts:
+        if name in parts:
+            figures_dstar.draw(name, parts[name], Path(out))

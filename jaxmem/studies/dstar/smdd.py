@@ -3,21 +3,82 @@
 Hobbhahn, "More findings on maximal data dimensionality" (SPEC §2): before the switch
 from memorising to generalising the curves should be high and flat, after it lower and
 sloped, with a plateau for the examples carried by the learned features.
+
+Parts: ``smdd``, the sweep (the preset's ``smdd`` sweep without its infinite-data
+line; none with ``--from DIR``, which reads the sweep of a saved ``smdd`` run), and
+``dstar``, D* of every training example of the sweep's first (lr, weight decay, init
+scale) cell: exact and iterative (``dstar.solve``) with its sum check per run.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from jaxmem import dstar, presets, results
+from jaxmem import dstar, presets
+from jaxmem import store as run_store
+from jaxmem.store import Part
 from jaxmem.studies.smdd import figures, smdd
+from jaxmem.studies.smdd.per_setting import sweep_part
+from jaxmem.sweep import Sweep
+from jaxmem.train import TrainConfig
 
 DESCRIPTION = "D* curves of the training examples for every T of an smdd sweep (--from DIR or run it)"
+#: the smdd presets: ``(TrainConfig, Sweep, infinite-data batch)``; the batch is not used here
 PRESETS = smdd.PRESETS
-ACCEPTS_FROM = True
+SEEDS = "data_seeds"
+OPTIONS = ("source",)
+#: the dims of the hidden vectors D* is taken of, in this order
+CURVE_DIMS = ("T", "data_seed", "example", "neuron")
+
+
+def record(cfg) -> dict:
+    train, sweep = cfg[:2]
+    return {"TrainConfig": dataclasses.asdict(train), "Sweep": dataclasses.asdict(sweep)}
+
+
+def from_record(saved: dict):
+    return (presets.from_record(TrainConfig, saved["TrainConfig"]), presets.from_record(Sweep, saved["Sweep"]), None)
+
+
+def run(cfg, store) -> None:
+    train, sweep = cfg[:2]
+    source = store.options.get("source")
+    if source is None:
+        swept = store.part("smdd", lambda: sweep_part(train, sweep, store, "smdd"))
+        store.part("dstar", lambda: dstar_part(swept, n_runs=0))
+        return
+    if cfg not in PRESETS.values():
+        raise ValueError("--set and --seeds do not apply with --from: the sweep is the source's")
+    swept, info = read_source(source)
+    store.part("dstar", lambda: dstar_part(swept, n_runs=int(len(swept.coords["T"]) * len(swept.coords["data_seed"])),
+                                           info=info))
+
+
+def read_source(folder) -> tuple[Part, dict]:
+    """The sweep part of the saved ``smdd`` run in ``folder`` and where it came from."""
+    try:
+        manifest, parts = run_store.open_parts(folder)
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(f"--from {folder}: not a saved smdd run ({err})") from None
+    what = manifest.get("experiment")
+    if what != "smdd":
+        raise ValueError(f"--from {folder}: holds a {what!r} run, not an smdd run")
+    if "" not in parts or "hidden" not in parts[""].arrays:
+        raise ValueError(f"--from {folder}: its smdd sweep is not saved yet (an unfinished run?)")
+    return parts[""], {"source": str(folder), "smdd": manifest["config"]}
+
+
+def _curves(part: Part, name: str) -> np.ndarray:
+    """Array ``name`` of the sweep's first (lr, weight decay, init scale) cell, its dims
+    in ``CURVE_DIMS`` order (those it has)."""
+    dims = part.dims[name]
+    value = part[name][tuple(slice(None) if d in CURVE_DIMS else 0 for d in dims)]
+    kept = [d for d in dims if d in CURVE_DIMS]
+    return np.transpose(value, [kept.index(d) for d in CURVE_DIMS if d in kept])
 
 
 def _timed(fn, *args):
@@ -30,60 +91,39 @@ def _timed(fn, *args):
     return value, t2 - t1, max(0.0, (t1 - t0) - (t2 - t1))
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, source=None, progress=None,
-        overrides: dict | None = None) -> dict:
-    out = Path(out)
-    start = time.perf_counter()
-    if source is not None and overrides:
-        raise ValueError(f"--set {', '.join(overrides)} does not apply with --from: the sweep is the source's")
-    if source is None:  # train the sweep first, into out/smdd (--set applies to it)
-        source = out / "smdd"
-        smdd.run(preset_name, source, seeds=seeds, resume=resume, progress=progress, overrides=overrides)
-    source = Path(source)
-    summary_path, arrays_path = source / "summary.json", source / "runs.npz"
-    if not summary_path.exists():
-        raise ValueError(f"--from {source}: no summary.json of an smdd run there")
-    smdd_summary = results.load_json(summary_path)
-    if smdd_summary.get("experiment") != "smdd":
-        raise ValueError(f"--from {source}: holds {smdd_summary.get('experiment')!r}, not an smdd run")
-    if not arrays_path.exists():
-        raise ValueError(f"--from {source}: runs.npz is missing")
-    config = smdd_summary["config"]
-    T = [int(t) for t in config["T"]]
-    hidden = results.load_arrays(arrays_path)["hidden"][:, 0, 0, 0]  # [len(T), seeds, T_max, m]
-
+def dstar_part(swept: Part, n_runs: int, info: dict | None = None) -> Part:
+    """D* of the hidden vectors ``[len(T), seeds, T_max, m]`` of a sweep part, exact and
+    solved, with the solver's sum check per run."""
+    hidden = _curves(swept, "hidden")
     exact, exact_seconds, exact_compile = _timed(dstar.exact, hidden)
     solved, solve_seconds, solve_compile = _timed(dstar.solve, hidden)
-    exact = np.asarray(exact)
-    arrays = {"T": np.array(T), "dstar_exact": exact, "dstar_solve": np.asarray(solved.dstar),
-              "total": np.asarray(solved.total), "rank": np.asarray(solved.rank),
-              "live": np.asarray(solved.live), "converged": np.asarray(solved.converged)}
-    results.save_arrays(out / "dstar.npz", arrays)
+    curve, run = ("T", "data_seed", "example"), ("T", "data_seed")
+    arrays = {"exact": np.asarray(exact), "solve": np.asarray(solved.dstar), "total": np.asarray(solved.total),
+              "rank": np.asarray(solved.rank), "live": np.asarray(solved.live),
+              "converged": np.asarray(solved.converged)}
+    dims = {"exact": curve, "solve": curve, **{k: run for k in ("total", "rank", "live", "converged")}}
+    coords = {d: swept.coords[d] for d in run}
+    return Part(arrays, dims, coords, n_runs=n_runs, compile_seconds=exact_compile + solve_compile,
+                info={**(info or {}), "exact_seconds": exact_seconds, "solve_seconds": solve_seconds})
 
+
+def summarize(parts: dict, cfg) -> dict:
+    d = parts["dstar"]
+    exact, solved = d["exact"], d["solve"]
     by_T = []
-    for i, t in enumerate(T):
-        d = exact[i][:, :t]
-        by_T.append({"T": t, "dstar_mean": float(d.mean()), "dstar_max": float(d.max(-1).mean()),
-                     "dstar_min": float(d.min(-1).mean()),
-                     "sum_check": [{"seed": s, "total": float(solved.total[i, s]), "rank": int(solved.rank[i, s]),
-                                    "live": int(solved.live[i, s]), "converged": bool(solved.converged[i, s])}
+    for i, t in enumerate(int(t) for t in d.coords["T"]):
+        curve = exact[i][:, :t]
+        by_T.append({"T": t, "dstar_mean": float(curve.mean()), "dstar_max": float(curve.max(-1).mean()),
+                     "dstar_min": float(curve.min(-1).mean()),
+                     "sum_check": [{"seed": s, "total": float(d["total"][i, s]), "rank": int(d["rank"][i, s]),
+                                    "live": int(d["live"][i, s]), "converged": bool(d["converged"][i, s])}
                                    for s in range(exact.shape[1])],
-                     "solve_max_abs_error": float(np.abs(np.asarray(solved.dstar)[i][:, :t] - d).max())})
-    summary = results.summary("dstar-smdd", preset_name, {"n_runs": int(exact.shape[0] * exact.shape[1]), "wall_seconds": time.perf_counter() - start,
-               "compile_seconds": exact_compile + solve_compile,
-               "config": presets.record_overrides({"source": str(source), "smdd": config}, overrides),
-               "results": {"by_T": by_T, "all_converged": bool(np.all(solved.converged)),
-                           "exact_seconds": exact_seconds, "solve_seconds": solve_seconds}})
-    results.save_json(out / "summary.json", summary)
-    draw(out, summary, nested=False)  # smdd.run drew the sweep's own figures
-    return summary
+                     "solve_max_abs_error": float(np.abs(solved[i][:, :t] - curve).max())})
+    return {"by_T": by_T, "all_converged": bool(np.all(d["converged"])),
+            "exact_seconds": d.info["exact_seconds"], "solve_seconds": d.info["solve_seconds"]}
 
 
-def draw(out, summary: dict | None = None, nested: bool = True) -> None:
-    """The D* curves of a ``dstar-smdd`` run from its ``dstar.npz``; with ``nested``, also
-    the figures of the sweep it trained into ``out/smdd`` (none with ``--from``)."""
-    out = Path(out)
-    arrays = results.load_arrays(out / "dstar.npz")
-    figures.dstar_curves([int(t) for t in arrays["T"]], arrays["dstar_exact"], out / "dstar_curves.png")
-    if nested and (out / "smdd" / "summary.json").is_file() and (out / "smdd" / "runs.npz").is_file():
-        smdd.draw(out / "smdd")
+def draw(parts: dict, summary: dict, cfg, out) -> None:
+    """The D* curves (the sweep's own figures are ``smdd``'s)."""
+    d = parts["dstar"]
+    figures.dstar_curves([int(t) for t in d.coords["T"]], d["exact"], Path(out) / "dstar_curves.png")

@@ -171,19 +171,23 @@ def seed_curves(steps, h: dict, plateau_mask, title: str, path, n_max: int = 8) 
     _save(fig, path)
 
 
-def modular_addition(arrays: dict, cfg, construction: dict, out) -> None:
-    out, steps = Path(out), arrays["history_steps"]
-    hist = lambda v: {k: arrays[f"{v}_{k}"] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
-    learning_curves(steps, {v: hist(v) for v in cfg.variants}, f"(a + b) mod {cfg.p}", out / "curves.png")
-    for v in cfg.variants:
+def modular_addition(parts: dict, cfg, construction: dict, out) -> None:
+    """Every figure of ``modular-addition``: ``parts`` maps each variant to its part (the
+    first one's holds the ``W_input`` and mode-loss snapshots)."""
+    out = Path(out)
+    hist = lambda v: {k: parts[v][k] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
+    first = next(iter(parts.values()))
+    steps = first.coords["step"]
+    learning_curves(steps, {v: hist(v) for v in parts}, f"(a + b) mod {cfg.p}", out / "curves.png")
+    for v in parts:
         h = hist(v)
         plateau = (h["train_accuracy"] >= grok.ACCURACY_THRESHOLD) & (h["test_accuracy"] < 0.5)
         seed_curves(steps, h, plateau, f"{v}, (a + b) mod {cfg.p}", out / f"curves_{v}.png")
-    variant = cfg.variants[0]
-    final_test = arrays[f"{variant}_test_accuracy"][:, -1]
+    final_test = first["test_accuracy"][:, -1]
     s = int(np.argmax(final_test >= grok.ACCURACY_THRESHOLD)) if (final_test >= grok.ACCURACY_THRESHOLD).any() else 0
-    w_in, w_out = (np.asarray(arrays[f"{variant}_{k}"][s], np.float32) for k in ("w_input", "w_output"))
-    weight_heatmaps(arrays["snapshot_steps"], arrays[f"{variant}_w_input_history"][s], out / "weights_over_training.png")
+    w_in, w_out = (np.asarray(first[k][s], np.float32) for k in ("w_input", "w_output"))
+    snapshot_steps = first.coords["snapshot_step"]
+    weight_heatmaps(snapshot_steps, first["w_input_history"][s], out / "weights_over_training.png")
     neuron_waves(w_in, out / "neuron_waves.png")
     stars(w_in, w_out, out / "stars.png")
     freq = fourier.neuron_frequencies(w_in)
@@ -194,7 +198,7 @@ def modular_addition(arrays: dict, cfg, construction: dict, out) -> None:
     group = np.where(freq["live"], freq["dominant"], 0)
     logits = np.asarray(fourier.group_logits(h[None], w_out, group, keys))[:, 0]
     frequency_logits(logits, keys, (a + b) % cfg.p, a, b, out / "frequency_logits.png")
-    mode_losses(arrays["snapshot_steps"], arrays[f"{variant}_mode_loss"][s], keys, out / "mode_losses.png")
+    mode_losses(snapshot_steps, first["mode_loss"][s], keys, out / "mode_losses.png")
     constructed(construction, out / "constructed.png")
 
 
@@ -227,21 +231,21 @@ def outcome_maps(counts_NxHxWxC, train_sizes, hidden_sizes, weight_decays, path)
     _save(fig, path)
 
 
-def outcome_examples(steps, arrays: dict, path, cfg) -> None:
-    """Loss and accuracy curves of one run of each (loss-rule) outcome class present, with
-    the rule's loss threshold."""
-    code = arrays["o_loss_outcome"]
+def outcome_examples(part, path, cfg) -> None:
+    """Loss and accuracy curves of one run of each (loss-rule) outcome class present (the
+    first in the grid's order), with the rule's loss threshold."""
+    steps, code = part.coords["step"], part["loss_outcome"]
     present = [c for c in range(len(grok.OUTCOMES)) if np.any(code == c)]
     fig, axes = plt.subplots(2, len(present), figsize=(3.6 * len(present), 5.5), squeeze=False, sharex=True)
     for col, c in enumerate(present):
-        i = np.flatnonzero(code == c)[0]
+        at = tuple(np.argwhere(code == c)[0])  # [train, hidden, wd, seed]
+        n, h, wd = cfg.train_sizes[at[0]], cfg.hidden_sizes[at[1]], np.float32(cfg.weight_decays[at[2]])
         axes[0, col].axhline(cfg.loss_threshold, color="k", lw=0.6, ls=":")
-        axes[0, col].plot(steps, arrays["train_loss"][i], label="train")
-        axes[0, col].plot(steps, arrays["test_loss"][i], label="test")
-        axes[0, col].set(yscale="log", title=f"{grok.OUTCOMES[c]}\nn={arrays['train_size'][i]}, h={arrays['hidden'][i]}, "
-                                             f"wd={arrays['weight_decay'][i]:g}")
-        axes[1, col].plot(steps, arrays["train_accuracy"][i], label="train")
-        axes[1, col].plot(steps, arrays["test_accuracy"][i], label="test")
+        axes[0, col].plot(steps, part["train_loss"][at], label="train")
+        axes[0, col].plot(steps, part["test_loss"][at], label="test")
+        axes[0, col].set(yscale="log", title=f"{grok.OUTCOMES[c]}\nn={n}, h={h}, wd={wd:g}")
+        axes[1, col].plot(steps, part["train_accuracy"][at], label="train")
+        axes[1, col].plot(steps, part["test_accuracy"][at], label="test")
         axes[1, col].set(ylim=(0.4, 1.02), xlabel="step")
     axes[0, 0].set_ylabel("loss")
     axes[1, 0].set_ylabel("accuracy")
@@ -250,32 +254,34 @@ def outcome_examples(steps, arrays: dict, path, cfg) -> None:
     _save(fig, path)
 
 
-def parity_grid(arrays: dict, cfg, out) -> None:
-    """Outcome maps by the article's loss rule and, as a second view, by accuracy."""
+def parity_grid(part, cfg, out) -> None:
+    """Outcome maps by the article's loss rule and, as a second view, by accuracy, from
+    the part's arrays on ``[train_size, hidden, weight_decay, seed]``."""
     out = Path(out)
-    for key, name in (("o_loss_outcome", "outcome_maps.png"), ("o_outcome", "outcome_maps_accuracy.png")):
-        counts = grok.count_classes(np.asarray(arrays[key]).reshape(cfg.grid_shape))
+    for key, name in (("loss_outcome", "outcome_maps.png"), ("outcome", "outcome_maps_accuracy.png")):
+        counts = grok.count_classes(np.asarray(part[key]))
         outcome_maps(counts, cfg.train_sizes, cfg.hidden_sizes, cfg.weight_decays, out / name)
-    outcome_examples(arrays["history_steps"], arrays, out / "outcome_examples.png", cfg)
+    outcome_examples(part, out / "outcome_examples.png", cfg)
 
 
-def grokking_lr(arrays: dict, cfg, out) -> None:
+def grokking_lr(by_grid: dict, cfg, out) -> None:
     """A panel per grid: each run's step to generalise (dots; crosses at the top: not
-    within the steps) and to memorise (grey), against the lr (or the init scale)."""
+    within the steps) and to memorise (grey), against the lr (or the init scale).
+    ``by_grid``: each grid's per-run arrays and settings, flat (``lr.flat``)."""
     out, total = Path(out), cfg.model.steps
     fig, axes = plt.subplots(1, len(cfg.grids), figsize=(3.8 * len(cfg.grids), 3.8), squeeze=False, sharey=True)
     for ax, grid in zip(axes[0], cfg.grids):
-        name = grid.name
-        x = arrays[f"{name}_init_scale"] if len(grid.init_scales) > 1 else arrays[f"{name}_lr"]
-        jitter = np.exp(0.08 * (arrays[f"{name}_seed"] - arrays[f"{name}_seed"].mean()))
+        a = by_grid[grid.name]
+        x = a["init_scale"] if len(grid.init_scales) > 1 else a["lr"]
+        jitter = np.exp(0.08 * (a["seed"] - a["seed"].mean()))
         for key, color, label in (("memorise_step", "0.6", "memorised"), ("generalise_step", "tab:green", "generalised")):
-            y = arrays[f"{name}_{key}"]
+            y = a[key]
             ok = np.isfinite(y)
             ax.scatter((x * jitter)[ok], y[ok], s=14, color=color, label=label)
-        never = ~np.isfinite(arrays[f"{name}_generalise_step"])
+        never = ~np.isfinite(a["generalise_step"])
         ax.scatter((x * jitter)[never], np.full(never.sum(), total), marker="x", color="tab:red",
                    label=f"not generalised in {total}")
-        ax.set(xscale="log", yscale="log", title=f"{name}: {grid.optimizer}, {grid.loss}, p = {grid.p}",
+        ax.set(xscale="log", yscale="log", title=f"{grid.name}: {grid.optimizer}, {grid.loss}, p = {grid.p}",
                xlabel="initial weight scale" if len(grid.init_scales) > 1 else "learning rate")
     axes[0, 0].set_ylabel("step (test / train accuracy >= 0.99)")
     axes[0, 0].legend(fontsize=7)

@@ -23,6 +23,7 @@ import numpy as np
 
 from jaxmem.tasks import Split
 from jaxmem.train import GridResult, Logged, run_grid
+from jaxmem.validate import one_of, positive_int
 
 OPTIMIZERS = ("adamw", "sgd")
 DECAYS = ("l2", "l1")
@@ -64,13 +65,9 @@ class GrokConfig(Logged):
 
     def __post_init__(self):
         for name in ("steps", "n_history"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, getattr(self, name))
         for name, known in (("optimizer", OPTIMIZERS), ("decay", DECAYS), ("loss", LOSSES)):
-            if getattr(self, name) not in known:
-                raise ValueError(f"{name} must be one of {known}, got {getattr(self, name)!r}")
-
+            one_of(name, getattr(self, name), known)
 
     @property
     def history_steps(self) -> np.ndarray:
@@ -89,6 +86,7 @@ class History(NamedTuple):
 class GrokResult(NamedTuple):
     params: Any
     history: History
+    diverged: Any = None  # [runs] bool: a non-finite loss or parameter (``run_grid``'s)
 
 
 def example_losses(logits, labels, loss: str, class_mean: bool = False) -> jax.Array:
@@ -236,14 +234,16 @@ def grid_model(cfg: GrokConfig, apply: Callable, make_params: Callable, root: in
 
 
 def fit(cfg: GrokConfig, model: GridModel, train, test, grid: dict, *, hp_dtype=jnp.float32, b1: float = 0.9,
-        b2: float = 0.999, runs_batch: int | None = None, max_pad_ratio: float = 1.3, progress=None) -> GridResult:
+        b2: float = 0.999, runs_batch: int | None = None, max_pad_ratio: float = 1.3, progress=None,
+        checkpoint_dir=None) -> GridResult:
     """Train ``grid`` (axis -> values; ``RUN_SEED``, ``n_train`` and the traced ``HYPER``
     names) with ``run_grid`` for ``cfg.steps`` full-batch steps at a constant lr.
 
     ``b1``, ``b2``: Adam's betas where the grid has no such axis. With
     ``optimizer="sgd"`` the ``b1`` axis (or ``b1``) is the momentum. Every record of the
     result is ``[grid..., cfg.n_records]``, taken after ``cfg.log_every, 2 cfg.log_every,
-    ...`` steps (``cfg.history_steps``).
+    ...`` steps (``cfg.history_steps``). ``checkpoint_dir``: ``run_grid``'s (a trained
+    grid is saved there, and loaded by a rerun of the same grid).
     """
     grid = dict(grid)
     if cfg.optimizer == "sgd":
@@ -253,7 +253,8 @@ def fit(cfg: GrokConfig, model: GridModel, train, test, grid: dict, *, hp_dtype=
     return run_grid(model.init, loss, train, grid, cfg.steps, objective=model.objective, optimizer=cfg.optimizer,
                     schedule="constant", warmup_frac=0.0, b1=b1, b2=b2, eps=cfg.eps, decay=cfg.decay,
                     n_history=cfg.n_history, observe=model.observe, evaluate=model.evaluate, aux=test,
-                    runs_batch=runs_batch, max_pad_ratio=max_pad_ratio, hp_dtype=hp_dtype, progress=progress)
+                    runs_batch=runs_batch, max_pad_ratio=max_pad_ratio, hp_dtype=hp_dtype, progress=progress,
+                    checkpoint_dir=checkpoint_dir)
 
 
 def runs_first(tree, n_axes: int):
@@ -270,7 +271,8 @@ def history_of(records: dict) -> History:
 def grok_result(res: GridResult) -> GrokResult:
     """``fit``'s result with the grid's axes flattened into one run axis, in the grid's order."""
     n = len(res.axes)
-    return GrokResult(runs_first(res.params, n), history_of(runs_first(res.records, n)))
+    return GrokResult(runs_first(res.params, n), history_of(runs_first(res.records, n)),
+                      np.asarray(res.diverged).reshape(-1))
 
 
 def first_step(accuracy: np.ndarray, steps: np.ndarray, threshold: float = ACCURACY_THRESHOLD) -> np.ndarray:

@@ -6,30 +6,29 @@ Claims checked: larger learning rates grok faster and more reliably up to an opt
 that depends on p (a large lr may generalise at once); Adam beats SGD at matched step
 counts; cross-entropy and MSE behave differently; a small initial weight norm can stand
 in for weight decay. Each grid (its lrs x weight decays x init scales x seeds) is one
-``run_grid`` (``modular_addition.train_seeds``) on the faithful model of ``modular-addition`` (``ModularConfig``), with only the
-grid's own settings changed.
+``run_grid`` (``modular_addition.train_seeds``) on the faithful model of
+``modular-addition`` (``ModularConfig``) with only the grid's own settings changed, and
+one part of the results, named by the grid.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 
-from jaxmem import presets, results
+from jaxmem.store import Part
 from jaxmem.studies.grokking import figures as figures_grok
 from jaxmem.studies.grokking import grok
 from jaxmem.studies.grokking.modular_addition import ModularConfig, train_seeds
+from jaxmem.validate import finite_values, in_range, one_of
 
 DESCRIPTION = "Modular addition (faithful model): time to generalise vs lr at p = 67 and 113, Adam vs SGD, CE vs MSE, init scale"
 
 
 @dataclasses.dataclass(frozen=True)
 class LrGrid:
-    """One ``run_grid``: ``lrs`` x ``weight_decays`` x ``init_scales`` x seeds at modulus ``p``."""
+    """One ``run_grid``: ``lrs`` x ``weight_decays`` x ``init_scales`` x seeds at modulus
+    ``p``; ``name`` names its part of the results."""
 
     name: str
     lrs: tuple[float, ...]
@@ -40,12 +39,16 @@ class LrGrid:
     init_scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self):
-        if self.optimizer not in grok.OPTIMIZERS or self.loss not in grok.LOSSES:
-            raise ValueError(f"grid {self.name!r}: optimizer must be one of {grok.OPTIMIZERS} and loss one of "
-                             f"{grok.LOSSES}, got {self.optimizer!r}, {self.loss!r}")
+        if not isinstance(self.name, str) or not self.name or "/" in self.name:
+            raise ValueError(f"a grid's name must be a non-empty string without '/', got {self.name!r}")
+        what = f"grid {self.name!r}:"
+        one_of(f"{what} optimizer", self.optimizer, grok.OPTIMIZERS)
+        one_of(f"{what} loss", self.loss, grok.LOSSES)
+        finite_values(f"{what} weight_decays", self.weight_decays)
         for field in ("lrs", "init_scales"):
-            if not getattr(self, field) or min(getattr(self, field)) <= 0:
-                raise ValueError(f"grid {self.name!r}: {field} must be positive, got {getattr(self, field)!r}")
+            values = finite_values(f"{what} {field}", getattr(self, field))
+            if min(values) <= 0:
+                raise ValueError(f"{what} {field} must be positive, got {values!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,14 @@ class GrokLrConfig:
         LrGrid("init_scale", (1e-3, 1e-2), weight_decays=(0.0,), init_scales=(0.03, 0.1, 0.3, 1.0)),
     )
     sgd_momentum: float = 0.9
+
+    def __post_init__(self):
+        names = [g.name for g in self.grids]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"grids must be at least one, with distinct names, got {names}")
+        in_range("sgd_momentum", self.sgd_momentum, 0.0, 1.0)
+        for g in self.grids:
+            self.grid_model(g)  # ModularConfig's checks (p)
 
     @property
     def seeds(self) -> int:
@@ -81,94 +92,88 @@ QUICK = GrokLrConfig(
            LrGrid("mse", (1e-3, 1e-2), loss="mse"),
            LrGrid("init_scale", (1e-2,), weight_decays=(0.0,), init_scales=(0.1, 0.3))))
 PRESETS = {"quick": QUICK, "paper": GrokLrConfig()}
+#: ``--seeds`` sets the model's seed count
+SEEDS = "model.seeds"
+
+
+def record(cfg: GrokLrConfig) -> dict:
+    """The config, and the constants of the analysis beside it."""
+    return {**dataclasses.asdict(cfg), "accuracy_threshold": grok.ACCURACY_THRESHOLD, "grok_delay": grok.GROK_DELAY}
+
+
+#: a grid's dims, in ``runs_of``'s order
+GRID = ("lr", "weight_decay", "init_scale", "seed")
 
 
 def runs_of(grid: LrGrid, seeds: int) -> dict:
+    """Each run's settings, flattened in ``GRID``'s order."""
     axes = np.meshgrid(grid.lrs, grid.weight_decays, grid.init_scales, np.arange(seeds), indexing="ij")
-    return dict(zip(("lr", "weight_decay", "init_scale", "seed"), (a.ravel() for a in axes)))
+    return dict(zip(GRID, (a.ravel() for a in axes)))
 
 
-def train_grid(cfg: GrokLrConfig, grid: LrGrid, runs: dict | None = None):
+def train_grid(cfg: GrokLrConfig, grid: LrGrid, progress=None, checkpoint_dir=None):
     """``grid``'s runs (in the order of ``runs_of``) by ``train_seeds``: (``GrokResult``,
     compile s, train s)."""
     m = cfg.grid_model(grid)
     axes = {"lr": list(grid.lrs), "weight_decay": list(grid.weight_decays), "init_scale": list(grid.init_scales),
             "b1": [cfg.sgd_momentum if grid.optimizer == "sgd" else m.b1]}
-    if runs is not None and len(runs["seed"]) != len(grid.lrs) * len(grid.weight_decays) * len(grid.init_scales) * cfg.seeds:
-        raise ValueError(f"grid {grid.name!r}: runs must be runs_of(grid, {cfg.seeds})")
     with m.precision_context():
-        return train_seeds(m, "factored", axes)
+        return train_seeds(m, "factored", axes, progress=progress, checkpoint_dir=checkpoint_dir)
 
 
-def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> GrokLrConfig:
-    """The preset's config with ``--seeds`` and ``--set`` (the model's fields as ``model.steps=...``)."""
-    cfg = presets.pick(PRESETS, name)
-    cfg = dataclasses.replace(cfg, model=presets.with_seeds(cfg.model, seeds, field="seeds"))
-    return presets.override(cfg, overrides)
-
-
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-        overrides: dict | None = None) -> dict:
-    cfg = preset(preset_name, seeds, overrides)
-    out, start = Path(out), time.perf_counter()
-    config = json.loads(json.dumps(dataclasses.asdict(cfg)))
-    config.update(accuracy_threshold=grok.ACCURACY_THRESHOLD, grok_delay=grok.GROK_DELAY)
-    presets.record_overrides(config, overrides)
-    arrays = results.resume_arrays(out, config, resume)
+def grid_part(cfg: GrokLrConfig, grid: LrGrid, store) -> Part:
+    """One grid: accuracies ``[GRID..., step]`` and each run's outcomes (``grok.outcomes``)."""
+    res, compile_s, run_s = train_grid(cfg, grid, store.progress, store.checkpoints(grid.name))
     steps = cfg.model.grok_config.history_steps
-    summary_results = {}
+    flat = {**grok.outcomes(res.history, steps), "test_accuracy": np.asarray(res.history.test_accuracy),
+            "train_accuracy": np.asarray(res.history.train_accuracy), "diverged": res.diverged}
+    shape = (len(grid.lrs), len(grid.weight_decays), len(grid.init_scales), cfg.seeds)
+    arrays = {k: np.asarray(v).reshape(shape + np.shape(v)[1:]) for k, v in flat.items()}
+    dims = {k: GRID + ("step",) * (v.ndim - len(GRID)) for k, v in arrays.items()}
+    coords = {"lr": grid.lrs, "weight_decay": grid.weight_decays, "init_scale": grid.init_scales,
+              "seed": range(cfg.seeds), "step": steps}
+    return Part(arrays, dims, coords, info={"train_seconds": run_s}, n_runs=int(np.prod(shape)),
+                compile_seconds=compile_s)
+
+
+def run(cfg: GrokLrConfig, store) -> None:
+    """A part per grid, named by the grid."""
     for grid in cfg.grids:
-        name = grid.name
-        if f"{name}_outcome" not in arrays:
-            runs = runs_of(grid, cfg.seeds)
-            res, compile_s, run_s = train_grid(cfg, grid, runs)
-            o = grok.outcomes(res.history, steps)
-            arrays.update({f"{name}_{k}": np.asarray(v) for k, v in {**runs, **o}.items()})
-            arrays.update({f"{name}_test_accuracy": np.asarray(res.history.test_accuracy),
-                           f"{name}_train_accuracy": np.asarray(res.history.train_accuracy),
-                           f"{name}_compile_seconds": np.array(compile_s), f"{name}_train_seconds": np.array(run_s)})
-            results.save_arrays(out / "runs.npz", arrays,  # after every grid: nothing is lost
-                                axes={f"{g.name}_": {"lr": g.lrs, "weight_decay": g.weight_decays,
-                                                     "init_scale": g.init_scales, "seed": range(cfg.seeds)}
-                                      for g in cfg.grids})
-            if progress or (progress is None and sys.stderr.isatty()):
-                print(f"grokking-lr: {name} ({len(runs['seed'])} runs) in {run_s:.1f} s", file=sys.stderr, flush=True)
-        summary_results[name] = {"optimizer": grid.optimizer, "loss": grid.loss, "p": grid.p,
-                                 "outcomes": grok.outcome_counts(arrays[f"{name}_outcome"]),
-                                 "cells": cells(arrays, name)}
-    arrays["history_steps"] = steps
-    names = [g.name for g in cfg.grids]
-    summary = {"experiment": "grokking-lr", "preset": preset_name, **results.device_info(),
-               "n_runs": int(sum(arrays[f"{n}_seed"].size for n in names)),
-               "wall_seconds": time.perf_counter() - start,
-               "compile_seconds": float(sum(arrays[f"{n}_compile_seconds"] for n in names)),
-               "train_seconds": float(sum(arrays[f"{n}_train_seconds"] for n in names)),
-               "config": config, "results": summary_results}
-    results.save_json(out / "summary.json", summary)
-    draw(out, summary)
-    return summary
+        store.part(grid.name, lambda g=grid: grid_part(cfg, g, store))
 
 
-def draw(out, summary: dict | None = None) -> None:
-    """``grokking-lr``'s figure from its ``runs.npz`` and ``summary.json``."""
-    out = Path(out)
-    summary = results.run_summary(out, summary)
-    figures_grok.grokking_lr(results.load_arrays(out / "runs.npz"), presets.from_record(GrokLrConfig, summary["config"]),
-                             out)
+def flat(part: Part, grid: LrGrid, seeds: int) -> dict:
+    """A grid's per-run arrays and settings, flattened in ``runs_of``'s order."""
+    return {**runs_of(grid, seeds), **{k: v.reshape((-1,) + v.shape[len(GRID):]) for k, v in part.arrays.items()}}
 
 
-def cells(arrays: dict, name: str) -> list[dict]:
-    """Per setting (seeds pooled): how many memorised and generalised, median steps, outcomes."""
-    keys = np.stack([arrays[f"{name}_{k}"] for k in ("lr", "weight_decay", "init_scale")], axis=-1)
+def summarize(parts: dict, cfg: GrokLrConfig) -> dict:
+    out = {}
+    for grid in cfg.grids:
+        a = flat(parts[grid.name], grid, cfg.seeds)
+        out[grid.name] = {"optimizer": grid.optimizer, "loss": grid.loss, "p": grid.p,
+                          "outcomes": grok.outcome_counts(a["outcome"]), "cells": cells(a)}
+    return out
+
+
+def draw(parts: dict, summary: dict, cfg: GrokLrConfig, out) -> None:
+    """``grokking-lr``'s figure."""
+    figures_grok.grokking_lr({g.name: flat(parts[g.name], g, cfg.seeds) for g in cfg.grids}, cfg, out)
+
+
+def cells(a: dict) -> list[dict]:
+    """Per setting (seeds pooled) of a grid's flat arrays ``a`` (``flat``): how many
+    memorised and generalised, median steps, outcomes."""
+    keys = np.stack([a[k] for k in ("lr", "weight_decay", "init_scale")], axis=-1)
     median = lambda x: float(np.median(x[np.isfinite(x)])) if np.isfinite(x).any() else None
     out = []
     for setting in np.unique(keys, axis=0):
         sel = np.all(keys == setting, axis=-1)
-        mem, gen = arrays[f"{name}_memorise_step"][sel], arrays[f"{name}_generalise_step"][sel]
+        mem, gen = a["memorise_step"][sel], a["generalise_step"][sel]
         out.append({"lr": float(setting[0]), "weight_decay": float(setting[1]), "init_scale": float(setting[2]),
                     "seeds": int(sel.sum()), "memorised": int(np.isfinite(mem).sum()),
                     "generalised": int(np.isfinite(gen).sum()), "median_memorise_step": median(mem),
                     "median_generalise_step": median(gen),
-                    "median_plateau_steps": float(np.median(arrays[f"{name}_plateau_steps"][sel])),
-                    "outcomes": grok.outcome_counts(arrays[f"{name}_outcome"][sel])})
+                    "median_plateau_steps": float(np.median(a["plateau_steps"][sel])),
+                    "outcomes": grok.outcome_counts(a["outcome"][sel])})
     return out

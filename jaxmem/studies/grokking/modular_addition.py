@@ -1,26 +1,26 @@
 """``modular-addition``: grokking ``(a + b) mod p`` with the explorable's MLP, its Fourier
 anatomy, and the constructed circular solution (SPEC §3; Pearce et al. 2023).
 
-All seeds of a variant train in one ``run_grid`` (``grok.fit``); the factored (tied-embedding) model is
-compared with the unfactored one, which the explorable says does not generalise.
+All seeds of a variant train in one ``run_grid`` (``grok.fit``), a part of the results
+each; the factored (tied-embedding) model is compared with the unfactored one, which the
+explorable says does not generalise. The part ``constructed`` holds the constructed
+solution's accuracies.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import sys
-import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmem import construct, presets, results, tasks
+from jaxmem import construct, results, tasks
 from jaxmem.models import modular
+from jaxmem.store import Part
 from jaxmem.studies.grokking import figures as figures_grok
 from jaxmem.studies.grokking import fourier, grok
+from jaxmem.validate import one_of, positive_int
 
 DESCRIPTION = "Grokking modular addition (p = 67) with the explorable's main model and settings: plateau, frequencies, stars, construction"
 
@@ -70,14 +70,17 @@ class ModularConfig:
     def __post_init__(self):
         tasks.n_train_pairs(self.p, self.train_frac, self.symmetric)
         for name, known in (("activation", tuple(modular.ACTIVATIONS)), ("init", modular.INITS),
-                            ("precision", modular.PRECISIONS), ("optimizer", grok.OPTIMIZERS)):
-            if getattr(self, name) not in known:
-                raise ValueError(f"{name} must be one of {known}, got {getattr(self, name)!r}")
-        bad = [v for v in self.variants if v not in VARIANTS]
-        if bad or not self.variants:
-            raise ValueError(f"variants must be some of {VARIANTS}, got {self.variants!r}")
-        if self.seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {self.seeds!r}")
+                            ("precision", modular.PRECISIONS), ("optimizer", grok.OPTIMIZERS),
+                            ("loss", grok.LOSSES)):
+            one_of(name, getattr(self, name), known)
+        if not self.variants or len(set(self.variants)) != len(self.variants) or \
+                any(v not in VARIANTS for v in self.variants):
+            raise ValueError(f"variants must be some of {VARIANTS}, each once, got {self.variants!r}")
+        for name in ("seeds", "steps", "n_history", "n_embed", "n_hidden"):
+            positive_int(name, getattr(self, name))
+        for name in ("construct_p", "construct_n"):
+            for value in getattr(self, name):
+                positive_int(name, value)
 
     @property
     def grok_config(self) -> grok.GrokConfig:
@@ -106,6 +109,13 @@ ORDERED = ModularConfig(symmetric=False, n_embed=32, init="normal", precision="f
                         steps=10_000, n_history=100)
 PRESETS = {"quick": ModularConfig(seeds=4), "quick-float32": ModularConfig(seeds=4, precision="float32"),
            "paper": ModularConfig(seeds=32), "ordered": ORDERED}
+SEEDS = "seeds"
+
+
+def record(cfg: ModularConfig) -> dict:
+    """The config, and the constants of the analysis beside it."""
+    return {**dataclasses.asdict(cfg), "accuracy_threshold": grok.ACCURACY_THRESHOLD, "grok_delay": grok.GROK_DELAY,
+            "live_neuron_fraction": fourier.LIVE_NEURON_FRACTION, "decay": "l2"}
 
 
 @functools.cache
@@ -136,7 +146,8 @@ def grid_model(cfg: ModularConfig, variant: str, seeds: tuple, snapshot: bool = 
 
 
 def train_seeds(cfg: ModularConfig, variant: str, axes: dict | None = None, grok_cfg: grok.GrokConfig | None = None,
-                seeds=None, snapshot: bool = False, runs_batch: int | None = None, progress=None):
+                seeds=None, snapshot: bool = False, runs_batch: int | None = None, progress=None,
+                checkpoint_dir=None):
     """Every seed, and every setting of ``axes`` (``grok.HYPER`` name -> values: their
     product; the config's value for the rest), trained by ``grok.fit``; call it inside
     ``cfg.precision_context()``. Returns (``GrokResult`` with one run axis: the product of
@@ -145,7 +156,8 @@ def train_seeds(cfg: ModularConfig, variant: str, axes: dict | None = None, grok
     Seed ``s`` (default ``range(cfg.seeds)``) draws the train/test split and the init from
     ``fold_in(key(cfg.seed), s)``. With ``snapshot`` the history also holds
     ``modular.collapsed`` params at each point. ``runs_batch``: runs vmapped together
-    (``run_grid``'s default: one at a time on CPU, all on an accelerator).
+    (``run_grid``'s default: one at a time on CPU, all on an accelerator);
+    ``checkpoint_dir``: ``run_grid``'s.
     """
     grok_cfg = grok_cfg or cfg.grok_config
     seeds = tuple(range(cfg.seeds)) if seeds is None else tuple(int(s) for s in np.atleast_1d(seeds))
@@ -157,7 +169,7 @@ def train_seeds(cfg: ModularConfig, variant: str, axes: dict | None = None, grok
     train, test = seed_data(cfg, seeds)
     model = grid_model(cfg, variant, seeds, snapshot, grok_cfg)
     res = grok.fit(grok_cfg, model, train, test, grid, hp_dtype=cfg.hp_dtype, runs_batch=runs_batch,
-                   progress=progress)
+                   progress=progress, checkpoint_dir=checkpoint_dir)
     return grok.grok_result(res), res.compile_seconds, res.train_seconds
 
 
@@ -204,97 +216,92 @@ def neurons_per_frequency(freq: dict) -> dict:
     return {str(k): int(np.sum(freq["live"] & (freq["dominant"] == k))) for k in freq["key_frequencies"]}
 
 
-def analyse(cfg: ModularConfig, arrays: dict) -> dict:
-    """Per seed: outcome, memorise and generalise steps, the longest plateau (train
-    accuracy >= 0.99, test < 0.5), final accuracies and the trained model's key
-    frequencies with their neurons; per variant: counts and the median delay."""
+HISTORY = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+
+
+def train_variant(cfg: ModularConfig, variant: str, store) -> Part:
+    """Every seed of ``variant``: histories ``[seed, step]``, the final collapsed weights
+    and, for the first variant (the one the weight and mode-loss figures show),
+    ``W_input`` and the per-mode losses at ``snapshot_index``'s history points."""
+    drawn = variant == cfg.variants[0]
+    with cfg.precision_context():
+        res, compile_s, run_s = train_seeds(cfg, variant, snapshot=drawn, progress=store.progress,
+                                            checkpoint_dir=store.checkpoints(variant))
+        final = modular.collapsed(res.params)
     steps = cfg.grok_config.history_steps
-    by_variant = {}
+    arrays = {**{k: np.asarray(getattr(res.history, k)) for k in HISTORY},
+              "w_input": np.asarray(final["W_in"]), "w_output": np.asarray(final["W_out"]), "diverged": res.diverged}
+    dims = {**{k: ("seed", "step") for k in HISTORY}, "w_input": ("seed", "input", "neuron"),
+            "w_output": ("seed", "neuron", "answer"), "diverged": ("seed",)}
+    coords = {"seed": range(cfg.seeds), "step": steps}
+    if drawn:
+        keep = snapshot_index(cfg.grok_config.n_records)
+        snapshots = jax.tree.map(lambda x: np.asarray(x)[:, keep], res.history.params)
+        arrays.update(w_input_history=snapshots["W_in"].astype(np.float32),
+                      mode_loss=mode_loss_history(cfg, snapshots))
+        dims.update(w_input_history=("seed", "snapshot_step", "input", "neuron"),
+                    mode_loss=("seed", "snapshot_step", "mode"))
+        coords.update(snapshot_step=steps[keep], mode=fourier.frequencies(cfg.p))
+    return Part(arrays, dims, coords, info={"train_seconds": run_s}, n_runs=cfg.seeds, compile_seconds=compile_s)
+
+
+def construction_part(cfg: ModularConfig) -> Part:
+    """``constructed(cfg)``'s accuracies, ``[p, n_neurons]``."""
+    c = constructed(cfg)
+    return Part({k: np.asarray(c[k], np.float64) for k in ("relu_accuracy", "square_accuracy")},
+                {k: ("p", "n_neurons") for k in ("relu_accuracy", "square_accuracy")},
+                {"p": cfg.construct_p, "n_neurons": cfg.construct_n})
+
+
+def run(cfg: ModularConfig, store) -> None:
+    """A part per variant (every seed in one ``run_grid``), then the constructed solution."""
     for variant in cfg.variants:
-        h = grok.History(*(arrays[f"{variant}_{k}"] for k in ("train_loss", "test_loss", "train_accuracy",
-                                                               "test_accuracy")))
-        o = grok.outcomes(h, steps)
-        runs = []
-        for s in range(cfg.seeds):
-            freq = fourier.neuron_frequencies(arrays[f"{variant}_w_input"][s])
-            runs.append({"seed": s, "outcome": grok.OUTCOMES[o["outcome"][s]],
-                         "memorise_step": results.finite_or_none(o["memorise_step"][s]),
-                         "generalise_step": results.finite_or_none(o["generalise_step"][s]),
-                         "plateau_steps": int(o["plateau_steps"][s]),
-                         "final_train_accuracy": float(h.train_accuracy[s, -1]),
-                         "final_test_accuracy": float(h.test_accuracy[s, -1]),
-                         "key_frequencies": freq["key_frequencies"].tolist(),
-                         "neurons_per_key_frequency": neurons_per_frequency(freq),
-                         "key_share": freq["key_share"], "live_neurons": int(freq["live"].sum())})
-        delays = [r["generalise_step"] / r["memorise_step"] for r in runs
-                  if r["generalise_step"] is not None and r["memorise_step"]]
-        by_variant[variant] = {"outcomes": grok.outcome_counts(o["outcome"]), "runs": runs,
-                               "generalised": sum(r["generalise_step"] is not None for r in runs),
-                               "median_generalise_over_memorise": float(np.median(delays)) if delays else None,
-                               "median_plateau_steps": float(np.median([r["plateau_steps"] for r in runs]))}
-    return by_variant
+        store.part(variant, lambda v=variant: train_variant(cfg, v, store))
+    store.part("constructed", lambda: construction_part(cfg))
 
 
-def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> ModularConfig:
-    """The preset's config with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
-    return presets.choose(PRESETS, name, seeds, overrides)
+def analyse(part: Part) -> dict:
+    """One variant: per seed its outcome, memorise and generalise steps, the longest
+    plateau (train accuracy >= 0.99, test < 0.5), final accuracies and the trained
+    model's key frequencies with their neurons; counts and the median delay."""
+    h = grok.History(*(part[k] for k in HISTORY))
+    o = grok.outcomes(h, part.coords["step"])
+    runs = []
+    for s in range(h.train_loss.shape[0]):
+        freq = fourier.neuron_frequencies(part["w_input"][s])
+        runs.append({"seed": s, "outcome": grok.OUTCOMES[o["outcome"][s]],
+                     "memorise_step": results.finite_or_none(o["memorise_step"][s]),
+                     "generalise_step": results.finite_or_none(o["generalise_step"][s]),
+                     "plateau_steps": int(o["plateau_steps"][s]),
+                     "final_train_accuracy": float(h.train_accuracy[s, -1]),
+                     "final_test_accuracy": float(h.test_accuracy[s, -1]),
+                     "key_frequencies": freq["key_frequencies"].tolist(),
+                     "neurons_per_key_frequency": neurons_per_frequency(freq),
+                     "key_share": freq["key_share"], "live_neurons": int(freq["live"].sum())})
+    delays = [r["generalise_step"] / r["memorise_step"] for r in runs
+              if r["generalise_step"] is not None and r["memorise_step"]]
+    return {"outcomes": grok.outcome_counts(o["outcome"]), "runs": runs,
+            "generalised": sum(r["generalise_step"] is not None for r in runs),
+            "median_generalise_over_memorise": float(np.median(delays)) if delays else None,
+            "median_plateau_steps": float(np.median([r["plateau_steps"] for r in runs]))}
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-        overrides: dict | None = None) -> dict:
-    cfg = preset(preset_name, seeds, overrides)
-    out, start = Path(out), time.perf_counter()
-    config = json.loads(json.dumps(dataclasses.asdict(cfg)))
-    config.update(accuracy_threshold=grok.ACCURACY_THRESHOLD, grok_delay=grok.GROK_DELAY,
-                  live_neuron_fraction=fourier.LIVE_NEURON_FRACTION, decay="l2")
-    presets.record_overrides(config, overrides)
-    arrays_path = out / "runs.npz"
-    arrays = results.resume_arrays(out, config, resume)
-    verbose = progress or (progress is None and sys.stderr.isatty())
-    keep = snapshot_index(cfg.grok_config.n_records)
-    for variant in cfg.variants:
-        if f"{variant}_test_accuracy" in arrays:
-            continue
-        if verbose:
-            print(f"modular-addition: training {variant}, {cfg.seeds} seeds x {cfg.steps} steps ({cfg.precision}) ...",
-                  file=sys.stderr, flush=True)
-        drawn = variant == cfg.variants[0]  # the weight and mode-loss figures show the first variant
-        with cfg.precision_context():
-            res, compile_s, run_s = train_seeds(cfg, variant, snapshot=drawn)
-            final = modular.collapsed(res.params)
-        arrays.update({f"{variant}_{k}": np.asarray(getattr(res.history, k))
-                       for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")})
-        arrays.update({f"{variant}_w_input": np.asarray(final["W_in"]), f"{variant}_w_output": np.asarray(final["W_out"]),
-                       f"{variant}_compile_seconds": np.array(compile_s), f"{variant}_train_seconds": np.array(run_s)})
-        if drawn:
-            snapshots = jax.tree.map(lambda x: np.asarray(x)[:, keep], res.history.params)
-            arrays.update({f"{variant}_w_input_history": snapshots["W_in"].astype(np.float32),
-                           f"{variant}_mode_loss": mode_loss_history(cfg, snapshots)})
-        results.save_arrays(arrays_path, arrays,  # after every variant: nothing is lost
-                            axes={f"{v}_": {"seed": range(cfg.seeds)} for v in cfg.variants})
-        if verbose:
-            print(f"modular-addition: {variant} trained in {run_s:.1f} s (compile {compile_s:.1f} s)",
-                  file=sys.stderr, flush=True)
-    arrays["history_steps"] = cfg.grok_config.history_steps
-    arrays["snapshot_steps"] = cfg.grok_config.history_steps[keep]
-    construction = constructed(cfg)
-    summary = {"experiment": "modular-addition", "preset": preset_name, **results.device_info(),
-               "n_runs": cfg.seeds * len(cfg.variants), "wall_seconds": time.perf_counter() - start,
-               "compile_seconds": float(sum(arrays[f"{v}_compile_seconds"] for v in cfg.variants)),
-               "train_seconds": float(sum(arrays[f"{v}_train_seconds"] for v in cfg.variants)),
-               "config": config,
-               "results": {**analyse(cfg, arrays), "constructed": construction}}
-    results.save_json(out / "summary.json", summary)
-    draw(out, summary)
-    return summary
+def construction(part: Part) -> dict:
+    """The constructed solution's accuracies as ``constructed`` gives them."""
+    return {"p": part.coords["p"].tolist(), "n_neurons": part.coords["n_neurons"].tolist(),
+            **{k: part[k].tolist() for k in ("relu_accuracy", "square_accuracy")}}
 
 
-def draw(out, summary: dict | None = None) -> None:
-    """Every figure of a ``modular-addition`` run from its ``runs.npz`` and ``summary.json``."""
-    out = Path(out)
-    summary = results.run_summary(out, summary)
-    cfg = presets.from_record(ModularConfig, summary["config"])
-    arrays = results.load_arrays(out / "runs.npz")
-    steps = cfg.grok_config.history_steps
-    arrays.update(history_steps=steps, snapshot_steps=steps[snapshot_index(cfg.grok_config.n_records)])
-    figures_grok.modular_addition(arrays, cfg, summary["results"]["constructed"], out)
+def summarize(parts: dict, cfg: ModularConfig) -> dict:
+    return {**{v: analyse(parts[v]) for v in cfg.variants}, "constructed": construction(parts["constructed"])}
+
+
+def table_axes(summary: dict) -> dict:
+    """Rows and columns of the constructed accuracies for ``jaxmem show``."""
+    c = summary["results"]["constructed"]
+    return {f"constructed/{k}": ("p", c["p"], "N", c["n_neurons"]) for k in ("relu_accuracy", "square_accuracy")}
+
+
+def draw(parts: dict, summary: dict, cfg: ModularConfig, out) -> None:
+    """Every figure of a ``modular-addition`` run."""
+    figures_grok.modular_addition({v: parts[v] for v in cfg.variants}, cfg, construction(parts["constructed"]), out)

@@ -2,26 +2,25 @@
 
 The explorable's grid of train size x hidden size x weight decay x 9 seeds (1,125
 models) trains with ``run_grid`` (``grok.fit``), one grid per hidden size: train sets
-pad to the largest with zero-weight rows.
+pad to the largest with zero-weight rows. The results are one part, every array on
+``[train_size, hidden, weight_decay, seed]`` (histories also ``step``).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import sys
-import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmem import presets, results, tasks
+from jaxmem import results, tasks
 from jaxmem.models import parity
 from jaxmem.progress import Progress
+from jaxmem.store import Part
 from jaxmem.studies.grokking import figures as figures_grok
 from jaxmem.studies.grokking import grok
+from jaxmem.validate import finite_values, in_range, positive_int
 
 DESCRIPTION = "Sparse parity (30 bits, 3 relevant): outcome maps over train size x hidden size x weight decay"
 
@@ -64,13 +63,15 @@ class ParityConfig:
 
     def __post_init__(self):
         for name in ("train_sizes", "hidden_sizes"):
-            bad = [v for v in getattr(self, name) if int(v) != v or v < 1]
-            if bad or not getattr(self, name):
-                raise ValueError(f"{name} must be positive integers, got {getattr(self, name)!r}")
-        if any(w < 0 for w in self.weight_decays):
-            raise ValueError(f"weight_decays must be >= 0, got {self.weight_decays!r}")
-        if self.seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {self.seeds!r}")
+            if not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty list of positive integers, got {getattr(self, name)!r}")
+            for value in getattr(self, name):
+                positive_int(name, value)
+        finite_values("weight_decays", self.weight_decays)
+        for name in ("seeds", "n_bits", "n_test"):
+            positive_int(name, getattr(self, name))
+        in_range("n_relevant", self.n_relevant, 1, self.n_bits, closed_high=True)
+        self.grok_config  # steps, n_history, decay and loss: GrokConfig's checks
 
     @property
     def grid_shape(self) -> tuple[int, int, int, int]:
@@ -90,6 +91,13 @@ class ParityConfig:
 PRESETS = {"quick": ParityConfig(train_sizes=(750, 1250, 1750), hidden_sizes=(16, 64), weight_decays=(0.01, 0.1, 1.0),
                                  seeds=3, steps=10_000, n_history=100),
            "paper": ParityConfig()}
+SEEDS = "seeds"
+
+
+def record(cfg: ParityConfig) -> dict:
+    """The config, and the settings and constants of the analysis beside it."""
+    return {**dataclasses.asdict(cfg), "optimizer": "adamw", "accuracy_threshold": grok.ACCURACY_THRESHOLD,
+            "grok_delay": grok.GROK_DELAY}
 
 
 def grid(cfg: ParityConfig) -> dict:
@@ -125,7 +133,7 @@ def grid_model(cfg: ParityConfig, n_hidden: int, seeds: tuple) -> grok.GridModel
 
 
 def train_grid(cfg: ParityConfig, runs: dict | None = None, batch: int | None = None,
-               max_pad_ratio: float = float("inf"), progress=None):
+               max_pad_ratio: float = float("inf"), progress=None, checkpoint_dir=None):
     """Every run in ``runs`` (as from ``grid``; default all of ``cfg``'s), trained by
     ``grok.fit``: one grid per hidden size, of its runs' train sizes x weight decays x
     seeds. ``run_grid`` pads its train sizes into buckets of at most ``max_pad_ratio``
@@ -134,8 +142,9 @@ def train_grid(cfg: ParityConfig, runs: dict | None = None, batch: int | None = 
     padded rows, with other round-off). Seed ``s`` draws the data
     (smaller train sets are prefixes of larger ones) and the init. ``batch``: runs
     vmapped together (0: all; default: all on an accelerator, one at a time on CPU).
-    Returns (``{"history": History, "relevant_share": [runs]}`` in the order of ``runs``,
-    compile s, train s).
+    ``checkpoint_dir``: ``run_grid``'s (each hidden size's grid is saved there as it
+    finishes). Returns (``{"history": History, "relevant_share": [runs], "diverged":
+    [runs]}`` in the order of ``runs``, compile s, train s).
     """
     runs = grid(cfg) if runs is None else runs
     hidden, sizes, wds, seeds = (np.asarray(runs[k]) for k in ("hidden", "train_size", "weight_decay", "seed"))
@@ -153,14 +162,15 @@ def train_grid(cfg: ParityConfig, runs: dict | None = None, batch: int | None = 
                        {"n_train": n_axis.tolist(), "lr": [cfg.lr], "weight_decay": wd_axis.tolist(),
                         grok.RUN_SEED: seed_axis.tolist()},
                        hp_dtype=jnp.float32, b1=cfg.b1, b2=cfg.b2, runs_batch=runs_batch, max_pad_ratio=max_pad_ratio,
-                       progress=progress)
+                       progress=progress, checkpoint_dir=checkpoint_dir)
         compile_s, train_s = compile_s + res.compile_seconds, train_s + res.train_seconds
         history = grok.history_of(res.records)
         for i in idx:
             at = (np.searchsorted(n_axis, sizes[i]), 0, np.searchsorted(wd_axis, wds[i]),
                   np.searchsorted(seed_axis, seeds[i]))
             parts[i] = {"history": jax.tree.map(lambda a, at=at: np.asarray(a)[at], history),
-                        "relevant_share": np.asarray(res.outputs["relevant_share"])[at]}
+                        "relevant_share": np.asarray(res.outputs["relevant_share"])[at],
+                        "diverged": np.asarray(res.diverged)[at]}
     return jax.tree.map(lambda *leaves: np.stack(leaves), *parts), compile_s, train_s
 
 
@@ -171,61 +181,50 @@ def relevant_share(w_in, n_relevant: int):
     return jnp.sum(w[:n_relevant]) / jnp.maximum(jnp.sum(w), 1e-30)
 
 
-def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> ParityConfig:
-    """The preset's config with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
-    return presets.choose(PRESETS, name, seeds, overrides)
+#: the grid's dims, in ``grid``'s order
+GRID = ("train_size", "hidden", "weight_decay", "seed")
+HISTORY = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-        overrides: dict | None = None) -> dict:
-    cfg = preset(preset_name, seeds, overrides)
-    out, start = Path(out), time.perf_counter()
-    config = json.loads(json.dumps(dataclasses.asdict(cfg)))
-    config.update(optimizer="adamw", accuracy_threshold=grok.ACCURACY_THRESHOLD, grok_delay=grok.GROK_DELAY)
-    presets.record_overrides(config, overrides)
-    arrays_path = out / "runs.npz"
-    arrays = results.resume_arrays(out, config, resume)
-    if not arrays:
-        runs = grid(cfg)
-        if progress or (progress is None and sys.stderr.isatty()):
-            print(f"parity-grid: training {len(runs['seed'])} models as one program ...", file=sys.stderr, flush=True)
-        res, compile_s, run_s = train_grid(cfg, runs)
-        history = res["history"]
-        arrays = {**runs, **{k: np.asarray(getattr(history, k))
-                             for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")},
-                  "relevant_share": np.asarray(res["relevant_share"]),
-                  "compile_seconds": np.array(compile_s), "train_seconds": np.array(run_s),
-                  "history_steps": cfg.grok_config.history_steps}
-        arrays.update({f"o_{k}": v for k, v in cfg.outcomes(history).items()})
-        results.save_arrays(arrays_path, arrays, axes={"train_size": cfg.train_sizes, "hidden": cfg.hidden_sizes,
-                                                       "weight_decay": cfg.weight_decays, "seed": range(cfg.seeds)})
-    n_runs = int(arrays["seed"].size)
-    counts = grok.outcome_counts(arrays["o_loss_outcome"])
-    per_run = [{"train_size": int(arrays["train_size"][i]), "hidden": int(arrays["hidden"][i]),
-                "weight_decay": float(arrays["weight_decay"][i]), "seed": int(arrays["seed"][i]),
-                "outcome": grok.OUTCOMES[arrays["o_loss_outcome"][i]],
-                "accuracy_outcome": grok.OUTCOMES[arrays["o_outcome"][i]],
-                **{k: results.finite_or_none(arrays[f"o_{k}"][i]) for k in ("max_loss_ratio", "min_train_loss", "min_test_loss",
-                                                          "memorise_step", "generalise_step")},
-                "relevant_share": float(arrays["relevant_share"][i])} for i in range(n_runs)]
-    summary = {"experiment": "parity-grid", "preset": preset_name, **results.device_info(), "n_runs": n_runs,
-               "wall_seconds": time.perf_counter() - start, "compile_seconds": float(arrays["compile_seconds"]),
-               "train_seconds": float(arrays["train_seconds"]),
-               "models_per_second": n_runs / float(arrays["train_seconds"]), "config": config,
-               "results": {"outcomes": counts, "accuracy_outcomes": grok.outcome_counts(arrays["o_outcome"]),
-                           "n_runs": n_runs, "outcomes_by": outcomes_by(cfg, arrays["o_loss_outcome"]),
-                           "outcome_grid": outcome_grid(cfg, arrays["o_loss_outcome"]).tolist(), "runs": per_run}}
-    results.save_json(out / "summary.json", summary)
-    draw(out, summary)
-    return summary
+def train_part(cfg: ParityConfig, store) -> Part:
+    """The whole grid (``train_grid``), its arrays on ``GRID`` (and ``step``), with each
+    run's outcomes (``ParityConfig.outcomes``)."""
+    res, compile_s, run_s = train_grid(cfg, progress=store.progress, checkpoint_dir=store.checkpoints(""))
+    history = res["history"]
+    flat = {**{k: np.asarray(getattr(history, k)) for k in HISTORY},
+            "relevant_share": np.asarray(res["relevant_share"]), "diverged": np.asarray(res["diverged"]),
+            **cfg.outcomes(history)}
+    arrays = {k: v.reshape(cfg.grid_shape + v.shape[1:]) for k, v in flat.items()}
+    dims = {k: GRID + ("step",) * (v.ndim - len(GRID)) for k, v in arrays.items()}
+    coords = {"train_size": cfg.train_sizes, "hidden": cfg.hidden_sizes, "weight_decay": cfg.weight_decays,
+              "seed": range(cfg.seeds), "step": cfg.grok_config.history_steps}
+    return Part(arrays, dims, coords, info={"train_seconds": run_s}, n_runs=int(np.prod(cfg.grid_shape)),
+                compile_seconds=compile_s)
 
 
-def draw(out, summary: dict | None = None) -> None:
-    """Every figure of a ``parity-grid`` run from its ``runs.npz`` and ``summary.json``."""
-    out = Path(out)
-    summary = results.run_summary(out, summary)
-    figures_grok.parity_grid(results.load_arrays(out / "runs.npz"), presets.from_record(ParityConfig, summary["config"]),
-                             out)
+def run(cfg: ParityConfig, store) -> None:
+    """One part: every hidden size's grid (checkpointed as each finishes)."""
+    store.part("", lambda: train_part(cfg, store))
+
+
+def summarize(parts: dict, cfg: ParityConfig) -> dict:
+    a = {k: v.reshape((-1,) + v.shape[len(GRID):]) for k, v in parts[""].arrays.items()}  # flat, ``grid``'s order
+    runs = grid(cfg)  # each run's settings; its weight decay as trained (float32)
+    n_runs = int(runs["seed"].size)
+    per_run = [{"train_size": int(runs["train_size"][i]), "hidden": int(runs["hidden"][i]),
+                "weight_decay": float(runs["weight_decay"][i]), "seed": int(runs["seed"][i]),
+                "outcome": grok.OUTCOMES[a["loss_outcome"][i]], "accuracy_outcome": grok.OUTCOMES[a["outcome"][i]],
+                **{k: results.finite_or_none(a[k][i]) for k in ("max_loss_ratio", "min_train_loss", "min_test_loss",
+                                                                "memorise_step", "generalise_step")},
+                "relevant_share": float(a["relevant_share"][i])} for i in range(n_runs)]
+    return {"outcomes": grok.outcome_counts(a["loss_outcome"]), "accuracy_outcomes": grok.outcome_counts(a["outcome"]),
+            "n_runs": n_runs, "outcomes_by": outcomes_by(cfg, a["loss_outcome"]),
+            "outcome_grid": outcome_grid(cfg, a["loss_outcome"]).tolist(), "runs": per_run}
+
+
+def draw(parts: dict, summary: dict, cfg: ParityConfig, out) -> None:
+    """Every figure of a ``parity-grid`` run."""
+    figures_grok.parity_grid(parts[""], cfg, out)
 
 
 def outcomes_by(cfg: ParityConfig, code) -> dict:

@@ -3,8 +3,9 @@
 Henighan et al. 2023 (SPEC §1) map test loss over (T, m) and note "regions where bigger
 models or more data hurt performance". This reads that map along m: for each chosen T,
 the test loss of m = 1..8 and the m of its peak. The training is smdd-phase's (same
-configs, datasets and array names), so ``--from`` an smdd-phase folder reads its grid
-without training; otherwise the preset's Ts are trained here.
+configs, datasets and parts ``"m1"``, ``"m2"``, ...), so ``--from`` an smdd-phase folder
+reads its grid without training; otherwise the preset's Ts are trained here. Either way
+part ``"modelwise"`` holds the curves read: ``test_loss [m, T, data_seed]``.
 
 The seed's text lost the map's numbers, so the Ts are chosen from where smdd-phase puts
 the T-wise bump for m = 2..8: its quick preset finds it at T = 234 (m = 2), 484 (m = 3)
@@ -15,29 +16,36 @@ setting's transitions being 10x lower in T.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
 
-from jaxmem import presets, results
+from jaxmem import metrics
+from jaxmem.store import Part
 from jaxmem.studies.smdd import figures_extra as figures_smdd_extra
 from jaxmem.studies.smdd import phase as smdd_phase
-from jaxmem.studies.smdd.per_setting import diverged_runs, run_variants
-from jaxmem.studies.smdd.smdd import config_dict, zero_output_loss
+from jaxmem.studies.smdd.per_setting import diverged_runs, run_variants, tuple_record
+from jaxmem.studies.smdd.smdd import zero_output_loss
 
 DESCRIPTION = "SMDD model-wise double descent: test loss vs hidden size m at fixed T (smdd-phase's grid, --from DIR)"
-ACCEPTS_FROM = True
+OPTIONS = ("source",)
 
 _PHASE_QUICK, _PHASE_PAPER = smdd_phase.PRESETS["quick"], smdd_phase.PRESETS["paper"]
 
 #: preset -> (TrainConfig for m = 1, Sweep, hidden sizes m): smdd-phase's presets with T
-#: restricted to the columns read here (see the module doc).
+#: restricted to the columns read here (see the module doc). With ``--from`` the source's
+#: config is used and this preset only says which Ts to read.
 PRESETS = {
     "quick": (_PHASE_QUICK[0], dataclasses.replace(_PHASE_QUICK[1], T=(113, 234, 484, 1000)), _PHASE_QUICK[2]),
     "paper": (_PHASE_PAPER[0], dataclasses.replace(_PHASE_PAPER[1], T=(1246, 2156, 3730, 6453, 11164)),
               _PHASE_PAPER[2]),
 }
+SEEDS = "data_seeds"
+SET_NAMES = smdd_phase.SET_NAMES
+
+
+def record(cfg) -> dict:
+    return tuple_record(cfg, SET_NAMES, learned_threshold=metrics.LEARNED_THRESHOLD)
 
 
 def peak_m(ms, test_loss) -> dict:
@@ -51,72 +59,69 @@ def peak_m(ms, test_loss) -> dict:
             "bigger_m_hurts": [int(ms[i + 1]) for i in range(len(ms) - 1) if loss[i + 1] > loss[i]]}
 
 
-def _from_phase(source, T_wanted) -> tuple[dict, dict, list]:
-    """Arrays and config of an smdd-phase folder, and which of ``T_wanted`` it holds
-    (all its Ts if none)."""
-    source = Path(source)
-    summary_path, arrays_path = source / "summary.json", source / "runs.npz"
-    if not summary_path.exists() or not arrays_path.exists():
-        raise ValueError(f"--from {source}: no summary.json and runs.npz of an smdd-phase run there")
-    previous = results.load_json(summary_path)
-    if previous.get("experiment") != "smdd-phase":
-        raise ValueError(f"--from {source}: holds {previous.get('experiment')!r}, not an smdd-phase run")
-    T_src = [int(t) for t in previous["config"]["T"]]
-    T = [t for t in T_wanted if t in T_src] or T_src
-    return results.load_arrays(arrays_path), previous["config"], T
+def _from_phase(source) -> tuple:
+    """``(cfg, parts, config record)`` of the smdd-phase run in folder ``source``."""
+    from jaxmem.studies import protocol
+
+    try:
+        module, cfg, _, parts = protocol.open_run(source)
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(f"--from {source}: not a saved smdd-phase run ({err})") from None
+    if module.NAME != "smdd-phase":
+        raise ValueError(f"--from {source}: holds {module.NAME!r}, not an smdd-phase run")
+    missing = [f"m{m}" for m in cfg[2] if f"m{m}" not in parts]
+    if missing:
+        raise ValueError(f"--from {source}: the smdd-phase run is unfinished (parts {missing} not saved); "
+                         f"finish it with --resume first")
+    return cfg, parts, smdd_phase.record(cfg)
 
 
-def preset(name: str, overrides: dict | None = None):
-    """``(cfg, sweep, ms)`` with ``--set`` applied (``hidden_sizes=1,2,4`` sets ``ms``)."""
-    return presets.override(presets.pick(PRESETS, name), overrides, names={2: "hidden_sizes"})
+def curves_part(cfg, parts: dict, T_wanted, info: dict) -> Part:
+    """The test loss ``[m, T, data_seed]`` (first cell) of smdd-phase's ``parts`` at the Ts
+    of ``T_wanted`` that they hold (all their Ts if none)."""
+    train, sweep, ms = cfg
+    T = [t for t in T_wanted if t in sweep.T] or list(sweep.T)
+    rows = [list(sweep.T).index(t) for t in T]
+    test = np.stack([parts[f"m{m}"]["test_loss"][rows, 0, 0, 0] for m in ms])
+    return Part({"test_loss": test}, {"test_loss": ("m", "T", "data_seed")},
+                {"m": list(ms), "T": T, "data_seed": range(test.shape[-1])},
+                info={**info, "n_features": train.n_features, "sparsity": sweep.sparsity,
+                      "reduction": train.reduction, "diverged": diverged_runs(parts)})
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-        source=None, overrides: dict | None = None) -> dict:
-    cfg, sweep, ms = preset(preset_name, overrides)
-    out = Path(out)
-    if source is not None:
-        if seeds is not None:
-            raise ValueError(f"--seeds {seeds} does not apply with --from: the seeds are the source's")
-        if overrides:
-            raise ValueError(f"--set {', '.join(overrides)} does not apply with --from: the config is the source's")
-        start = time.perf_counter()
-        saved, phase_config, T = _from_phase(source, sweep.T)
-        ms = tuple(int(m) for m in phase_config["n_hidden"])
-        config = {"source": str(source), "T_read": T, "smdd_phase": phase_config}
-        n_features, sparsity = int(phase_config["n_features"]), float(phase_config["sparsity"])
-    else:
-        sweep = presets.with_seeds(sweep, seeds)
-        config = presets.record_overrides(dict(config_dict(cfg, sweep), n_hidden=list(ms)), overrides)
-        variants = [(f"m{m}", dataclasses.replace(cfg, n_hidden=m), sweep) for m in ms]
-        saved = run_variants(variants, out, config, resume, progress)
-        T, n_features, sparsity = list(sweep.T), cfg.n_features, sweep.sparsity
-    T_all = [int(t) for t in saved[f"m{ms[0]}_T"]]
-    curves = {t: np.stack([saved[f"m{m}_test_loss"][T_all.index(t), 0, 0, 0] for m in ms]) for t in T}
-    by_T = [{"T": t, "test_loss": np.nanmean(curves[t], -1), **peak_m(ms, np.nanmean(curves[t], -1))} for t in T]
-    n_seeds = next(iter(curves.values())).shape[-1]
-    zero = zero_output_loss(dataclasses.replace(cfg, n_features=n_features), sparsity)
+def run(cfg, store) -> None:
+    source = store.options.get("source")
     if source is None:
-        wall, compile_s = float(saved["wall_seconds"]), float(saved["compile_seconds"])
-    else:  # nothing trained: the time to read and summarise
-        wall, compile_s = time.perf_counter() - start, 0.0
-    summary = results.summary("smdd-modelwise", preset_name, {"n_runs": len(ms) * len(T) * n_seeds, "wall_seconds": wall, "compile_seconds": compile_s,
-               "config": config,
-               "results": {"n_hidden": list(ms), "by_T": by_T, "zero_output_loss": zero,
-                           "peak_m_per_T": {str(r["T"]): r["peak_m"] for r in by_T},
-                           "diverged": diverged_runs(saved, [f"m{m}" for m in ms])}})
-    results.save_arrays(out / "modelwise.npz", {f"T{t}": c for t, c in curves.items()})  # [len(m), seeds] per T
-    results.save_json(out / "summary.json", summary)
-    draw(out, summary)
-    return summary
+        parts = run_variants(smdd_phase.variants(cfg), store)
+        store.part("modelwise", lambda: curves_part(cfg, parts, cfg[1].T, {}))
+        return
+    if cfg not in PRESETS.values():
+        raise ValueError("--seeds and --set do not apply with --from: the config is the source's")
+
+    def read():
+        phase_cfg, parts, phase_record = _from_phase(source)
+        return curves_part(phase_cfg, parts, cfg[1].T, {"source": str(source), "smdd_phase": phase_record})
+    store.part("modelwise", read)
 
 
-def draw(out, summary: dict | None = None) -> None:
-    """``smdd-modelwise``'s figure from its ``modelwise.npz`` and ``summary.json``."""
-    out = Path(out)
-    summary = results.run_summary(out, summary)
-    res, saved = summary["results"], results.load_arrays(out / "modelwise.npz")
-    curves = {int(r["T"]): saved[f"T{int(r['T'])}"] for r in res["by_T"]}
-    figures_smdd_extra.modelwise_curves([int(m) for m in res["n_hidden"]], curves,
+def summarize(parts: dict, cfg) -> dict:
+    part = parts["modelwise"]
+    ms, T, info = [int(m) for m in part.coords["m"]], [int(t) for t in part.coords["T"]], part.info
+    by_T = []
+    for i, t in enumerate(T):
+        mean = np.nanmean(part["test_loss"][:, i], -1)
+        by_T.append({"T": t, "test_loss": mean, **peak_m(ms, mean)})
+    zero = zero_output_loss(dataclasses.replace(cfg[0], n_features=int(info["n_features"]),
+                                                reduction=info["reduction"]), float(info["sparsity"]))
+    return {"n_hidden": ms, "by_T": by_T, "zero_output_loss": zero,
+            "peak_m_per_T": {str(r["T"]): r["peak_m"] for r in by_T}, "diverged": info["diverged"]}
+
+
+def draw(parts: dict, summary: dict, cfg, out) -> None:
+    """Test loss against m, one line per T, each peak circled."""
+    part, res = parts["modelwise"], summary["results"]
+    T = [int(t) for t in part.coords["T"]]
+    figures_smdd_extra.modelwise_curves([int(m) for m in part.coords["m"]],
+                                        {t: part["test_loss"][:, i] for i, t in enumerate(T)},
                                         {int(r["T"]): r["peak_m"] for r in res["by_T"]}, res["zero_output_loss"],
-                                        out / "modelwise.png")
+                                        Path(out) / "modelwise.png")

@@ -1,7 +1,8 @@
 """``smdd-phase``: test loss over dataset size T x hidden size m (SMDD's 2-D figure).
 
 Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (SPEC §1): a
-map of where double descent appears in T and m, 4 models per cell (paper preset).
+map of where double descent appears in T and m, 4 models per cell (paper preset). One
+part per hidden size (``"m1"``, ``"m2"``, ...), each the sweep over T at that m.
 """
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxmem import presets, results
+from jaxmem import metrics
 from jaxmem.studies.smdd import figures
-from jaxmem.studies.smdd.per_setting import diverged_runs, run_variants
-from jaxmem.studies.smdd.smdd import _log_grid, config_dict, zero_output_loss
+from jaxmem.studies.smdd.per_setting import (diverged_runs, distinct_labels, first_cell, run_variants,
+                                             tuple_record)
+from jaxmem.studies.smdd.smdd import _log_grid, zero_output_loss
 from jaxmem.sweep import Sweep
 from jaxmem.train import TrainConfig
+from jaxmem.validate import positive_int
 
 DESCRIPTION = "SMDD phase diagram: test loss over dataset size T x hidden size m (1..8)"
 
@@ -30,12 +33,24 @@ PRESETS = {
               Sweep(T=_log_grid(3, 100_000, 20), sparsity=0.999, data_seeds=4),
               tuple(range(1, 9))),
 }
+SEEDS = "data_seeds"
+SET_NAMES = {2: "hidden_sizes"}
 
 
-def preset(name: str, seeds: int | None = None, overrides: dict | None = None):
-    """``(cfg, sweep, ms)`` with ``--seeds`` and ``--set`` (``hidden_sizes=1,2,4`` sets ``ms``)."""
-    cfg, sweep, ms = presets.pick(PRESETS, name)
-    return presets.override((cfg, presets.with_seeds(sweep, seeds), ms), overrides, names={2: "hidden_sizes"})
+def record(cfg) -> dict:
+    return tuple_record(cfg, SET_NAMES, learned_threshold=metrics.LEARNED_THRESHOLD)
+
+
+def variants(cfg) -> list[tuple[str, TrainConfig, Sweep]]:
+    """``(label, cfg, sweep)`` per hidden size m: part ``"m{m}"``."""
+    train, sweep, ms = cfg
+    labels = [f"m{positive_int('hidden size m', m)}" for m in ms]
+    distinct_labels("hidden_sizes", labels)
+    return [(label, dataclasses.replace(train, n_hidden=m), sweep) for label, m in zip(labels, ms)]
+
+
+def run(cfg, store) -> None:
+    run_variants(variants(cfg), store)
 
 
 def bump_T(T, test_loss) -> int | str | None:
@@ -54,36 +69,37 @@ def bump_T(T, test_loss) -> int | str | None:
     return int(T[top]) if rest.max() > loss[first_min] else None
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-        overrides: dict | None = None) -> dict:
-    cfg, sweep, ms = preset(preset_name, seeds, overrides)
-    out = Path(out)
-    config = presets.record_overrides(dict(config_dict(cfg, sweep), n_hidden=list(ms)), overrides)
-    labels = [f"m{m}" for m in ms]
-    variants = [(label, dataclasses.replace(cfg, n_hidden=m), sweep) for label, m in zip(labels, ms)]
-    saved = run_variants(variants, out, config, resume, progress)
-
-    def grid(name):  # [len(T), len(m)]: mean over seeds
-        return np.stack([np.nanmean(saved[f"{label}_{name}"][:, 0, 0, 0], axis=-1) for label in labels], axis=1)
-
-    test_grid = grid("test_loss")
-    summary = results.summary("smdd-phase", preset_name, {"n_runs": len(ms) * len(sweep.T) * sweep.data_seeds,
-               "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
-               "config": config,
-               "results": {"test_loss_grid": test_grid, "train_loss_grid": grid("train_loss"),
-                           "feature_dim_max_grid": grid("feature_dim_max"), "n_learned_grid": grid("n_learned"),
-                           "bump_T_per_m": {str(m): bump_T(sweep.T, test_grid[:, j]) for j, m in enumerate(ms)},
-                           "zero_output_loss": zero_output_loss(cfg, sweep.sparsity),
-                           "diverged": diverged_runs(saved, labels)}})
-    results.save_json(out / "summary.json", summary)
-    draw(out, summary)
-    return summary
+def grids(parts: dict, ms) -> dict:
+    """``[len(T), len(m)]`` means over seeds (first cell) of the test and train loss, the
+    largest feature dimensionality and the learned features (``metrics.n_learned``)."""
+    per_m = {}
+    for m in ms:
+        fdim = first_cell(parts[f"m{m}"], "feature_dim")  # [len(T), seeds, n]
+        per_m[m] = {"test_loss": first_cell(parts[f"m{m}"], "test_loss"),
+                    "train_loss": first_cell(parts[f"m{m}"], "train_loss"),
+                    "feature_dim_max": fdim.max(-1), "n_learned": np.asarray(metrics.n_learned(fdim))}
+    return {k: np.stack([np.nanmean(per_m[m][k], axis=-1) for m in ms], axis=1)
+            for k in ("test_loss", "train_loss", "feature_dim_max", "n_learned")}
 
 
-def draw(out, summary: dict | None = None) -> None:
-    """The phase diagram of an ``smdd-phase`` run from its ``summary.json``."""
-    out = Path(out)
-    summary = results.run_summary(out, summary)
-    config, res = summary["config"], summary["results"]
-    figures.phase_diagram([int(t) for t in config["T"]], [int(m) for m in config["n_hidden"]],
-                          np.asarray(res["test_loss_grid"], float), res["zero_output_loss"], out)
+def summarize(parts: dict, cfg) -> dict:
+    train, sweep, ms = cfg
+    g = grids(parts, ms)
+    return {"test_loss_grid": g["test_loss"], "train_loss_grid": g["train_loss"],
+            "feature_dim_max_grid": g["feature_dim_max"], "n_learned_grid": g["n_learned"],
+            "bump_T_per_m": {str(m): bump_T(sweep.T, g["test_loss"][:, j]) for j, m in enumerate(ms)},
+            "zero_output_loss": zero_output_loss(train, sweep.sparsity),
+            "diverged": diverged_runs(parts)}
+
+
+def table_axes(summary: dict) -> dict:
+    """``jaxmem show``: the grids' rows are T, their columns m."""
+    T, ms = summary["config"]["Sweep"]["T"], summary["config"]["hidden_sizes"]
+    return {f"{k}_grid": ("T", T, "m", ms) for k in ("test_loss", "train_loss", "feature_dim_max", "n_learned")}
+
+
+def draw(parts: dict, summary: dict, cfg, out) -> None:
+    """The phase diagram: heatmap and one line per m."""
+    train, sweep, ms = cfg
+    figures.phase_diagram(list(sweep.T), list(ms), grids(parts, ms)["test_loss"],
+                          zero_output_loss(train, sweep.sparsity), Path(out))

@@ -4,13 +4,18 @@ Jermyn's comment on SMDD (SPEC §1): with 2-3 repeats nothing changes; with more
 model stores the point, and the boundary follows R ≈ 0.4 T / n. A point counts as stored
 when the model reconstructs it: its loss below ``STORED_FRACTION`` of ``||x||^2``.
 
-``smdd-repeat-slot`` (``run_slot``) is Jermyn's own run: T = 30,000 at the paper's n and S,
+``smdd-repeat-slot`` (``summarize_slot``, ``draw_slot``) is Jermyn's own run: T = 30,000 at the paper's n and S,
 one point repeated 5 times, which "is embedded alongside four generalizing features and
 suppresses the fifth". It counts each run's learned features (``metrics.n_learned``) outside
 the point's non-zero features and asks whether the point takes a pentagon slot: stored,
 with one learned feature fewer than the pentagon's 5. Its quick preset is the reduced
 setting (n = 1,000, S = 0.99) at T = 3,000: there n (1 - S) = 10 as in the paper's setting,
 so T (1 - S) = 30 and T / n = 3 both give T = 3,000.
+
+Both train one part per R (``"R1"``, ``"R2"``, ...: the sweep with the first point of
+every set repeated R times) and then part ``"repeated_point"``: the point ``x0
+[data_seed, feature]`` and its loss relative to ``||x0||^2``, ``relative_loss [T, R,
+data_seed]``.
 """
 from __future__ import annotations
 
@@ -19,13 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxmem import data, metrics, presets, results
+from jaxmem import data, metrics
+from jaxmem.store import Part
 from jaxmem.studies.smdd import figures
 from jaxmem.studies.smdd import figures_extra as figures_smdd_extra
-from jaxmem.studies.smdd.per_setting import diverged_runs, run_variants
-from jaxmem.studies.smdd.smdd import _log_grid, config_dict
+from jaxmem.studies.smdd.per_setting import diverged_runs, distinct_labels, run_variants, tuple_record
+from jaxmem.studies.smdd.smdd import _log_grid
 from jaxmem.sweep import Sweep, data_key
 from jaxmem.train import TrainConfig
+from jaxmem.validate import positive_int
 
 DESCRIPTION = "SMDD with one datapoint repeated R times: stored or not, over R x T, vs R = 0.4 T / n"
 STORED_FRACTION = 0.5
@@ -38,6 +45,8 @@ PRESETS = {
     "paper": (TrainConfig(n_features=10_000, n_hidden=2, steps=50_000),
               Sweep(T=_log_grid(1000, 100_000, 10), sparsity=0.999, data_seeds=4), (1, 2, 3, 5, 8, 13)),
 }
+SEEDS = "data_seeds"
+SET_NAMES = {2: "repeats"}
 
 
 #: smdd-repeat-slot's presets: (TrainConfig, Sweep, repeats R). Jermyn's comment gives T,
@@ -51,6 +60,14 @@ SLOT_PRESETS = {
               Sweep(T=(10_000, 30_000), sparsity=0.999, data_seeds=4), (1, 2, 3, 5, 8)),
 }
 PENTAGON = 5  # features the m = 2 model learns at large T (SMDD)
+
+
+def record(cfg) -> dict:
+    return tuple_record(cfg, SET_NAMES, stored_fraction=STORED_FRACTION, learned_threshold=metrics.LEARNED_THRESHOLD)
+
+
+def record_slot(cfg) -> dict:
+    return {**record(cfg), "pentagon": PENTAGON}
 
 
 def point_losses(W, b, x) -> np.ndarray:
@@ -90,132 +107,124 @@ def slot_geometry(W_MxN, b_N, x0_N, threshold: float = metrics.LEARNED_THRESHOLD
     return out
 
 
-def preset(name: str, seeds: int | None = None, overrides: dict | None = None, table: dict | None = None):
-    """``(cfg, sweep, Rs)`` of preset ``name`` in ``table`` (``PRESETS`` by default) with
-    ``--seeds`` and ``--set`` (``repeats=1,2,5`` sets ``Rs``)."""
-    cfg, sweep, Rs = presets.pick(PRESETS if table is None else table, name)
-    return presets.override((cfg, presets.with_seeds(sweep, seeds), Rs), overrides, names={2: "repeats"})
+def variants(cfg) -> list[tuple[str, TrainConfig, Sweep]]:
+    """``(label, cfg, sweep)`` per R: part ``"R{R}"``, the first point of each set repeated R times."""
+    train, sweep, Rs = cfg
+    labels = [f"R{positive_int('repeats R', R)}" for R in Rs]
+    distinct_labels("repeats", labels)
+    return [(label, train, dataclasses.replace(sweep, repeat=(1, R))) for label, R in zip(labels, Rs)]
 
 
-def run_slot(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-             overrides: dict | None = None) -> dict:
-    """``smdd-repeat-slot``: Jermyn's run (see the module doc), per T, R and seed."""
-    cfg, sweep, Rs = preset(preset_name, seeds, overrides, table=SLOT_PRESETS)
-    out = Path(out)
-    config = dict(config_dict(cfg, sweep), repeats=list(Rs), stored_fraction=STORED_FRACTION, pentagon=PENTAGON)
-    presets.record_overrides(config, overrides)
-    variants = [(f"R{R}", cfg, dataclasses.replace(sweep, repeat=(1, R))) for R in Rs]
-    saved = run_variants(variants, out, config, resume, progress)
-    x0 = _repeated_points(cfg, sweep)
-    runs = [[[slot_geometry(saved[f"R{R}_W"][iT, 0, 0, 0, s], saved[f"R{R}_b"][iT, 0, 0, 0, s], x0[iT, s])
+def repeated_point(cfg, parts: dict) -> Part:
+    """Part ``"repeated_point"``: the repeated point (row 0 of every training set of a
+    seed), ``x0 [data_seed, feature]``, and its loss relative to ``||x0||^2`` under each
+    run, ``relative_loss [T, R, data_seed]``."""
+    train, sweep, Rs = cfg
+    x0 = np.stack([np.asarray(data.sparse_features(data_key(sweep, s), 1, train.n_features, sweep.sparsity))[0]
+                   for s in range(sweep.data_seeds)])
+    losses = np.zeros((len(sweep.T), len(Rs), sweep.data_seeds))
+    for iT in range(len(sweep.T)):
+        for j, R in enumerate(Rs):
+            for s in range(sweep.data_seeds):
+                W, b = parts[f"R{R}"]["W"][iT, 0, 0, 0, s], parts[f"R{R}"]["b"][iT, 0, 0, 0, s]
+                losses[iT, j, s] = point_losses(W, b, x0[s]) / max(np.sum(x0[s] ** 2), 1e-12)
+    return Part({"x0": x0, "relative_loss": losses},
+                {"x0": ("data_seed", "feature"), "relative_loss": ("T", "R", "data_seed")},
+                {"T": sweep.T, "R": Rs, "data_seed": range(sweep.data_seeds)})
+
+
+def run(cfg, store) -> None:
+    """Both experiments' training: one part per R, then the repeated point."""
+    parts = run_variants(variants(cfg), store)
+    store.part("repeated_point", lambda: repeated_point(cfg, parts))
+
+
+def _runs(parts: dict) -> dict:
+    """The R parts alone (for ``diverged_runs``)."""
+    return {k: v for k, v in parts.items() if k != "repeated_point"}
+
+
+def geometry(parts: dict, cfg) -> list:
+    """``slot_geometry`` of every run, ``[len(T)][len(R)][seeds]``."""
+    _, sweep, Rs = cfg
+    x0 = parts["repeated_point"]["x0"]
+    return [[[slot_geometry(parts[f"R{R}"]["W"][iT, 0, 0, 0, s], parts[f"R{R}"]["b"][iT, 0, 0, 0, s], x0[s])
               for s in range(sweep.data_seeds)] for R in Rs] for iT in range(len(sweep.T))]
+
+
+def stored_fraction(parts: dict) -> np.ndarray:
+    """Fraction of seeds whose repeated point is stored, ``[len(T), len(R)]``."""
+    return (parts["repeated_point"]["relative_loss"] < STORED_FRACTION).mean(-1)
+
+
+def _largest_stored(T, stored_T) -> int | None:
+    hits = [t for t, f in zip(T, stored_T) if f >= 0.5]
+    return int(max(hits)) if hits else None
+
+
+def summarize(parts: dict, cfg) -> dict:
+    train, sweep, Rs = cfg
+    stored, runs = stored_fraction(parts), geometry(parts, cfg)
+
+    def grid(key):  # [len(T), len(R)]: mean over seeds
+        return np.array([[np.mean([r[key] for r in cell]) for cell in row] for row in runs])
+
+    return {"stored_fraction_grid": stored,  # [len(T), len(R)]
+            "largest_T_stored": {str(R): _largest_stored(sweep.T, stored[:, j]) for j, R in enumerate(Rs)},
+            "boundary_T_predicted": {str(R): R * train.n_features / 0.4 for R in Rs},  # T where R = 0.4 T / n
+            "n_learned_grid": grid("n_learned"),  # [len(T), len(R)], metrics.n_learned
+            "n_learned_outside_grid": grid("n_learned_outside"),  # outside the point's non-zeros
+            "slot_fraction_grid": grid("slot"),  # stored with PENTAGON - 1 features beside it
+            "diverged": diverged_runs(_runs(parts))}
+
+
+def table_axes(summary: dict) -> dict:
+    """``jaxmem show``: the grids' rows are T, their columns R."""
+    T, Rs = summary["config"]["Sweep"]["T"], summary["config"]["repeats"]
+    return {f"{k}_grid": ("T", T, "R", Rs) for k in ("stored_fraction", "n_learned", "n_learned_outside",
+                                                     "slot_fraction")}
+
+
+def draw(parts: dict, summary: dict, cfg, out) -> None:
+    """The map of the stored fraction over (T, R), with the line R = 0.4 T / n."""
+    train, sweep, Rs = cfg
+    figures.repeat_map(list(sweep.T), list(Rs), stored_fraction(parts), train.n_features,
+                       Path(out) / "repeat_map.png")
+
+
+def summarize_slot(parts: dict, cfg) -> dict:
+    """``smdd-repeat-slot``: Jermyn's run (see the module doc), per T, R and seed."""
+    train, sweep, Rs = cfg
+    runs = geometry(parts, cfg)
     by_cell = []
     for iT, T in enumerate(sweep.T):
         base = runs[iT][0] if Rs[0] == 1 else None
         for j, R in enumerate(Rs):
             cell = runs[iT][j]
-            by_cell.append({"T": T, "R": R, "T_over_n": T / cfg.n_features, "T_times_1_minus_S": T * (1 - sweep.sparsity),
-                            "R_over_0.4_T_over_n": R / (0.4 * T / cfg.n_features),
+            by_cell.append({"T": T, "R": R, "T_over_n": T / train.n_features,
+                            "T_times_1_minus_S": T * (1 - sweep.sparsity),
+                            "R_over_0.4_T_over_n": R / (0.4 * T / train.n_features),
                             **{k: float(np.mean([r[k] for r in cell]))
-                               for k in ("n_learned", "n_learned_outside", "relative_loss", "stored", "slot", "pentagon")},
+                               for k in ("n_learned", "n_learned_outside", "relative_loss", "stored", "slot",
+                                         "pentagon")},
                             # seeds whose learned-feature count or storage differ from R = 1 on the same data
                             "differs_from_R1": (None if base is None else
                                                 float(np.mean([(r["stored"], r["n_learned_outside"]) !=
                                                                (b["stored"], b["n_learned_outside"])
                                                                for r, b in zip(cell, base)]))),
                             "per_seed": cell})
-    summary = results.summary("smdd-repeat-slot", preset_name, {"n_runs": len(Rs) * len(sweep.T) * sweep.data_seeds,
-               "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
-               "config": config,
-               "results": {"by_cell": by_cell, "diverged": diverged_runs(saved, [v[0] for v in variants])}})
-    results.save_arrays(out / "repeated_points.npz", {"x0": x0, "T": np.array(sweep.T)})  # for draw_slot
-    results.save_json(out / "summary.json", summary)
-    draw_slot(out, summary)
-    return summary
+    return {"by_cell": by_cell, "diverged": diverged_runs(_runs(parts))}
 
 
-def draw_slot(out, summary: dict | None = None) -> None:
-    """``smdd-repeat-slot``'s figure from its ``runs.npz``, ``repeated_points.npz`` and
-    ``summary.json``: the largest T's runs, two seeds per R."""
-    out = Path(out)
-    summary = results.run_summary(out, summary)
-    config, saved = summary["config"], results.load_arrays(out / "runs.npz")
-    x0 = results.load_arrays(out / "repeated_points.npz")["x0"]
-    T, Rs = [int(t) for t in config["T"]], [int(R) for R in config["repeats"]]
-    iT = len(T) - 1
-    cells = {int(c["R"]): c["per_seed"] for c in summary["results"]["by_cell"] if int(c["T"]) == T[iT]}
-    figures_smdd_extra.repeat_slots(
-        [(f"T={T[iT]}, R={R}, seed {s}: {cells[R][s]['n_learned_outside']} features"
-          + (" + point" if cells[R][s]["stored"] else ""),
-          saved[f"R{R}_W"][iT, 0, 0, 0, s], x0[iT, s] != 0, saved[f"R{R}_W"][iT, 0, 0, 0, s] @ x0[iT, s])
-         for R in Rs for s in range(min(2, int(config["data_seeds"])))], out / "repeat_slots.png")
-
-
-def _repeated_points(cfg, sweep) -> np.ndarray:
-    """The repeated point (row 0 of every training set of a seed), ``[len(T), seeds, n]``."""
-    x0 = np.stack([np.asarray(data.sparse_features(data_key(sweep, s), 1, cfg.n_features, sweep.sparsity))[0]
-                   for s in range(sweep.data_seeds)])
-    return np.broadcast_to(x0, (len(sweep.T),) + x0.shape)
-
-
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-        overrides: dict | None = None) -> dict:
-    cfg, sweep, Rs = preset(preset_name, seeds, overrides)
-    out = Path(out)
-    config = presets.record_overrides(dict(config_dict(cfg, sweep), repeats=list(Rs), stored_fraction=STORED_FRACTION),
-                                      overrides)
-    variants = [(f"R{R}", cfg, dataclasses.replace(sweep, repeat=(1, R))) for R in Rs]
-    saved = run_variants(variants, out, config, resume, progress)
-    x0 = _repeated_points(cfg, sweep)
-    _, stored = _stored(saved, x0, sweep, Rs, out)
-    geometry = [[[slot_geometry(saved[f"R{R}_W"][iT, 0, 0, 0, s], saved[f"R{R}_b"][iT, 0, 0, 0, s], x0[iT, s])
-                  for s in range(sweep.data_seeds)] for R in Rs] for iT in range(len(sweep.T))]
-
-    def grid(key):  # [len(T), len(R)]: mean over seeds
-        return np.array([[np.mean([r[key] for r in cell]) for cell in row] for row in geometry])
-
-    boundary = [R * cfg.n_features / 0.4 for R in Rs]  # T where R = 0.4 T / n
-    summary = results.summary("smdd-repeat", preset_name, {"n_runs": len(Rs) * len(sweep.T) * sweep.data_seeds,
-               "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
-               "config": config,
-               "results": {"stored_fraction_grid": stored,  # [len(T), len(R)]
-                           "largest_T_stored": {str(R): _largest_stored(sweep.T, stored[:, j])
-                                                for j, R in enumerate(Rs)},
-                           "boundary_T_predicted": dict(zip(map(str, Rs), boundary)),
-                           "n_learned_grid": grid("n_learned"),  # [len(T), len(R)], metrics.n_learned
-                           "n_learned_outside_grid": grid("n_learned_outside"),  # outside the point's non-zeros
-                           "slot_fraction_grid": grid("slot"),  # stored with PENTAGON - 1 features beside it
-                           "diverged": diverged_runs(saved, [v[0] for v in variants])}})
-    results.save_json(out / "summary.json", summary)
-    draw(out, summary)
-    return summary
-
-
-def draw(out, summary: dict | None = None) -> None:
-    """``smdd-repeat``'s map from its ``summary.json``."""
-    out = Path(out)
-    summary = results.run_summary(out, summary)
-    config = summary["config"]
-    figures.repeat_map([int(t) for t in config["T"]], [int(R) for R in config["repeats"]],
-                       np.asarray(summary["results"]["stored_fraction_grid"], float), int(config["n_features"]),
-                       out / "repeat_map.png")
-
-
-def _stored(saved, x0, sweep, Rs, out):
-    """Loss of the repeated point (row 0 of every set, ``x0 [len(T), seeds, n]``) and
-    whether it is stored."""
-    losses = np.zeros((len(sweep.T), len(Rs), sweep.data_seeds))
-    for iT in range(len(sweep.T)):
-        for s in range(sweep.data_seeds):
-            for j, R in enumerate(Rs):
-                W, b = saved[f"R{R}_W"][iT, 0, 0, 0, s], saved[f"R{R}_b"][iT, 0, 0, 0, s]
-                losses[iT, j, s] = point_losses(W, b, x0[iT, s]) / max(np.sum(x0[iT, s] ** 2), 1e-12)
-    stored = (losses < STORED_FRACTION).mean(-1)
-    results.save_arrays(out / "repeated_point.npz", {"relative_loss": losses, "T": np.array(sweep.T),
-                                                    "R": np.array(Rs)})
-    return losses, stored
-
-
-def _largest_stored(T, stored_T) -> int | None:
-    hits = [t for t, f in zip(T, stored_T) if f >= 0.5]
-    return int(max(hits)) if hits else None
+def draw_slot(parts: dict, summary: dict, cfg, out) -> None:
+    """``smdd-repeat-slot``'s figure: the largest T's runs, two seeds per R."""
+    _, sweep, Rs = cfg
+    iT, x0 = len(sweep.T) - 1, parts["repeated_point"]["x0"]
+    panels = []
+    for R in Rs:
+        for s in range(min(2, sweep.data_seeds)):
+            W = parts[f"R{R}"]["W"][iT, 0, 0, 0, s]
+            r = slot_geometry(W, parts[f"R{R}"]["b"][iT, 0, 0, 0, s], x0[s])
+            panels.append((f"T={sweep.T[iT]}, R={R}, seed {s}: {r['n_learned_outside']} features"
+                           + (" + point" if r["stored"] else ""), W, x0[s] != 0, W @ x0[s]))
+    figures_smdd_extra.repeat_slots(panels, Path(out) / "repeat_slots.png")

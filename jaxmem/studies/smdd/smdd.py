@@ -5,15 +5,14 @@ Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (SPEC §
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 
-from jaxmem import metrics, presets, results
+from jaxmem import metrics
 from jaxmem.studies.smdd import figures
-from jaxmem.sweep import Sweep, run_sweep
+from jaxmem.studies.smdd.per_setting import sweep_part
+from jaxmem.sweep import Sweep
 from jaxmem.train import TrainConfig
 
 DESCRIPTION = "SMDD double descent: dimensionality, vectors, test loss and norms vs T (m = 2)"
@@ -23,113 +22,64 @@ def _log_grid(lo: int, hi: int, count: int) -> tuple[int, ...]:
     return tuple(int(t) for t in np.unique(np.round(np.geomspace(lo, hi, count))))
 
 
-#: preset -> (TrainConfig, Sweep). ``reduced`` is Hobbhahn's reduced setting in full
-#: (n = 1,000, S = 0.99, which moves the transitions 10x lower in T; the paper's 50,000
-#: steps, schedule, lr 1e-3 and weight decay 1e-2; 4 data seeds); ``quick`` is the same
-#: with 4,000 steps and 2 seeds, to fit 5 minutes on a 2-core CPU; ``paper`` is the
-#: paper's own (n = 10,000, S = 0.999).
+#: preset -> (TrainConfig, Sweep, batch size of the infinite-data line; 0: none).
+#: ``reduced`` is Hobbhahn's reduced setting in full (n = 1,000, S = 0.99, which moves the
+#: transitions 10x lower in T; the paper's 50,000 steps, schedule, lr 1e-3 and weight
+#: decay 1e-2; 4 data seeds); ``quick`` is the same with 4,000 steps and 2 seeds, to fit
+#: 5 minutes on a 2-core CPU; ``paper`` is the paper's own (n = 10,000, S = 0.999).
+#: The infinite-data line trains on a new batch every step (``Sweep.fresh``). The sources
+#: give no batch size; we take batch (1 - S) = 10, so that each batch holds every feature
+#: about 10 times, the scale at which Jermyn finds the model generalises.
 PRESETS = {
     "quick": (TrainConfig(n_features=1000, n_hidden=2, steps=4000),
-              Sweep(T=_log_grid(3, 3000, 14), sparsity=0.99, data_seeds=2)),
+              Sweep(T=_log_grid(3, 3000, 14), sparsity=0.99, data_seeds=2), 1000),
     "reduced": (TrainConfig(n_features=1000, n_hidden=2, steps=50_000),
-                Sweep(T=_log_grid(3, 3000, 17), sparsity=0.99, data_seeds=4)),
+                Sweep(T=_log_grid(3, 3000, 17), sparsity=0.99, data_seeds=4), 1000),
     "paper": (TrainConfig(n_features=10_000, n_hidden=2, steps=50_000),
-              Sweep(T=_log_grid(3, 100_000, 24), sparsity=0.999, data_seeds=4)),
+              Sweep(T=_log_grid(3, 100_000, 24), sparsity=0.999, data_seeds=4), 10_000),
 }
-
-#: preset -> batch size of its infinite-data line (a new batch every step, ``Sweep.fresh``).
-#: The sources give none; we take batch (1 - S) = 10, so that each batch holds every
-#: feature about 10 times, the scale at which Jermyn finds the model generalises.
-INFINITE_BATCH = {"quick": 1000, "reduced": 1000, "paper": 10_000}
+SEEDS = "data_seeds"
+SET_NAMES = {2: "infinite_batch"}
 
 
-def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> tuple[TrainConfig, Sweep]:
-    """The preset's configs, with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
-    cfg, sweep = presets.pick(PRESETS, name)
-    return presets.override((cfg, presets.with_seeds(sweep, seeds)), overrides)
+def record(cfg) -> dict:
+    train, sweep, batch = cfg
+    infinite_sweep(sweep, batch)  # refuses a bad batch before anything is written
+    return {"TrainConfig": dataclasses.asdict(train), "Sweep": dataclasses.asdict(sweep), "infinite_batch": batch,
+            "learned_threshold": metrics.LEARNED_THRESHOLD}
 
 
-def infinite_sweep(name: str, sweep: Sweep) -> Sweep | None:
-    """The preset's infinite-data sweep (same seeds and settings, one batch size), or None."""
-    batch = INFINITE_BATCH.get(name)
-    return None if batch is None else dataclasses.replace(sweep, T=(batch,), fresh=True)
+def infinite_sweep(sweep: Sweep, batch: int) -> Sweep | None:
+    """The infinite-data sweep (same seeds and settings, one batch size), or None for batch 0."""
+    if batch is None or int(batch) == 0:
+        return None
+    if int(batch) != batch or batch < 0:
+        raise ValueError(f"infinite_batch must be a whole number >= 0 (0: no infinite-data line), got {batch!r}")
+    return dataclasses.replace(sweep, T=(int(batch),), fresh=True, repeat=(0, 1))
 
 
-#: arrays of the infinite-data line kept in runs.npz, as ``infinite_<name>``
+#: arrays of the infinite-data line kept in its part
 INFINITE_ARRAYS = ("W", "b", "train_loss", "test_loss", "history", "diverged", "feature_dim")
 
 
-def config_dict(cfg: TrainConfig, sweep: Sweep) -> dict:
-    return {"n_features": cfg.n_features, "n_hidden": cfg.n_hidden, "sparsity": sweep.sparsity,
-            "steps": cfg.steps, "T": list(sweep.T), "data_seeds": sweep.data_seeds,
-            "init_seeds": sweep.init_seeds, "lr": list(sweep.lr), "weight_decay": list(sweep.weight_decay),
-            "init_scale": list(sweep.init_scale), "warmup_frac": cfg.warmup_frac,
-            "reduction": cfg.reduction, "hidden_relu": cfg.hidden_relu, "n_test": sweep.n_test,
-            "seed": sweep.seed, "learned_threshold": metrics.LEARNED_THRESHOLD}
-
-
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-        overrides: dict | None = None) -> dict:
-    cfg, sweep = preset(preset_name, seeds, overrides)
-    infinite = infinite_sweep(preset_name, sweep)
-    out = Path(out)
-    config = presets.record_overrides(config_dict(cfg, sweep), overrides)
+def run(cfg, store) -> None:
+    train, sweep, batch = cfg
+    store.part("", lambda: sweep_part(train, sweep, store, ""))
+    infinite = infinite_sweep(sweep, batch)
     if infinite is not None:
-        config["infinite_batch"] = infinite.T[0]
-    arrays_path, summary_path = out / "runs.npz", out / "summary.json"
-    timing = None
-    if resume and arrays_path.exists() and summary_path.exists():
-        previous = results.load_json(summary_path)
-        if previous.get("config") != config:
-            raise ValueError(f"--resume: {summary_path} was made with another config; use a new --out")
-        arrays = results.load_arrays(arrays_path)
-        timing = previous["wall_seconds"], previous["compile_seconds"], previous["results"]["pad_ratio"]
-        buckets = previous.get("buckets", [])
-    if timing is None:
-        start = time.perf_counter()
-        checkpoints = out / "checkpoints"  # one file per finished bucket: a killed run resumes
-        if not resume:
-            shutil.rmtree(checkpoints, ignore_errors=True)
-        result = run_sweep(cfg, sweep, progress=progress, checkpoint_dir=checkpoints)
-        arrays = dict(result.arrays, T=np.array(sweep.T))
-        buckets, compile_seconds = _bucket_times(result, "finite"), result.compile_seconds
-        if infinite is not None:
-            inf = run_sweep(cfg, infinite, progress=progress, checkpoint_dir=checkpoints)
-            arrays.update({f"infinite_{k}": inf.arrays[k] for k in INFINITE_ARRAYS})
-            buckets += _bucket_times(inf, "infinite")
-            compile_seconds += inf.compile_seconds
-        axes = {"": results.sweep_axes(sweep)}
-        if infinite is not None:
-            axes["infinite_"] = results.sweep_axes(infinite)
-        results.save_arrays(arrays_path, arrays, axes=axes)
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        timing = time.perf_counter() - start, compile_seconds, result.pad_ratio
-    n_runs = (len(sweep.T) + (infinite is not None)) * int(np.prod(sweep.grid_shape[1:])) * sweep.init_seeds
-    summary = results.summary("smdd", preset_name, {"n_runs": n_runs,
-               "wall_seconds": timing[0], "compile_seconds": timing[1], "config": config, "buckets": buckets,
-               "results": summarize(arrays, sweep, cfg, timing[2])})
-    results.save_json(summary_path, summary)
-    draw(out, summary)
-    return summary
+        store.part("infinite", lambda: sweep_part(train, infinite, store, "infinite", INFINITE_ARRAYS))
 
 
-def _bucket_times(result, kind: str) -> list:
-    """Each bucket's sizes, padded rows and seconds in training steps (0 when it was
-    loaded from a checkpoint of an earlier, killed invocation)."""
-    return [{"kind": kind, "sizes": list(b.sizes), "padded": b.padded, "train_seconds": t}
-            for b, t in zip(result.buckets, result.bucket_train_seconds)]
-
-
-def _cells(arrays: dict) -> dict:
+def _cells(part) -> dict:
     """The first (lr, weight decay, init scale) cell: ``[len(T), seeds, ...]``."""
-    return {k: v[:, 0, 0, 0] for k, v in arrays.items() if k != "T" and not k.startswith("infinite_")}
+    return {k: v[:, 0, 0, 0] for k, v in part.arrays.items()}
 
 
-def summarize_infinite(arrays: dict) -> dict | None:
+def summarize_infinite(parts: dict) -> dict | None:
     """Means over seeds of the infinite-data line (first cell), or None without one."""
-    if "infinite_test_loss" not in arrays:
+    if "infinite" not in parts:
         return None
-    a = {k: arrays[f"infinite_{k}"][0, 0, 0, 0] for k in INFINITE_ARRAYS}  # [seeds, ...]
+    a = {k: v[0] for k, v in _cells(parts["infinite"]).items()}  # [seeds, ...]
     return {"test_loss": _mean(a["test_loss"]), "test_loss_per_seed": a["test_loss"].tolist(),
             "heldout_batch_loss": _mean(a["train_loss"]),
             "W_norm": _mean(np.asarray(metrics.weight_norm(a))),
@@ -139,8 +89,9 @@ def summarize_infinite(arrays: dict) -> dict | None:
             "n_diverged": int(np.sum(a["diverged"]))}
 
 
-def summarize(arrays: dict, sweep: Sweep, cfg: TrainConfig, pad: float) -> dict:
-    a = _cells(arrays)
+def summarize(parts: dict, cfg) -> dict:
+    cfg, sweep, _ = cfg
+    a = _cells(parts[""])
     W_norm = np.asarray(metrics.weight_norm(a))
     b_norm = np.sqrt(np.sum(a["b"] ** 2, axis=-1))
     n_learned = np.asarray(metrics.n_learned(a["feature_dim"]))
@@ -160,7 +111,7 @@ def summarize(arrays: dict, sweep: Sweep, cfg: TrainConfig, pad: float) -> dict:
     h0 = a["hidden"][0][:, :T0]
     diverged = [{"T": sweep.T[c[0]], "lr": sweep.lr[c[1]], "weight_decay": sweep.weight_decay[c[2]],
                  "init_scale": sweep.init_scale[c[3]], "data_seed": int(c[4])}
-                for c in zip(*np.nonzero(arrays["diverged"]))]
+                for c in zip(*np.nonzero(parts[""]["diverged"]))]
     return {
         "by_T": by_T,
         "W_norm_peak_T": sweep.T[int(np.nanargmax([r["W_norm"] for r in by_T]))],
@@ -175,8 +126,9 @@ def summarize(arrays: dict, sweep: Sweep, cfg: TrainConfig, pad: float) -> dict:
                                                       / np.linalg.norm(h0, axis=-1).min(-1)))}
            if cfg.n_hidden == 2 else {}),
         "zero_output_loss": zero_output_loss(cfg, sweep.sparsity),
-        "infinite": summarize_infinite(arrays),
-        "pad_ratio": pad,
+        "infinite": summarize_infinite(parts),
+        "pad_ratio": parts[""].info["pad_ratio"],
+        "buckets": parts[""].info["buckets"],
         "n_diverged": len(diverged),
         "diverged": diverged,
     }
@@ -199,21 +151,18 @@ def zero_output_loss(cfg: TrainConfig, sparsity: float) -> float:
     return nonzero_rows / cfg.n_features if cfg.reduction == "mean" else nonzero_rows
 
 
-def draw(out, summary: dict | None = None) -> None:
-    """Every figure of an ``smdd`` run from its ``runs.npz`` and ``summary.json``."""
+def draw(parts: dict, summary: dict, cfg, out) -> None:
+    """Every figure of an ``smdd`` run."""
+    cfg, sweep, _ = cfg
     out = Path(out)
-    summary = results.run_summary(out, summary)
-    config = summary["config"]
-    cfg, sparsity = presets.from_record(TrainConfig, config), float(config["sparsity"])
-    arrays = results.load_arrays(out / "runs.npz")
-    a, T = _cells(arrays), [int(t) for t in arrays["T"]]
+    a, T = _cells(parts[""]), list(sweep.T)
     figures.dimensionality(T, a["feature_dim"], a["data_dim"], cfg.n_hidden, out / "dimensionality.png")
     pick = sorted(set(np.round(np.linspace(0, len(T) - 1, min(8, len(T)))).astype(int)))
     for shared, name in ((True, "vectors_shared_scale.png"), (False, "vectors_per_panel.png")):
         figures.vectors([T[i] for i in pick], a["W"][pick, 0], a["hidden"][pick, 0], out / name, shared)
-    infinite = arrays["infinite_test_loss"][0, 0, 0, 0] if "infinite_test_loss" in arrays else None
-    figures.loss_vs_T(T, a["test_loss"], a["train_loss"], zero_output_loss(cfg, sparsity), out / "test_loss.png",
-                      infinite=infinite)
+    infinite = _cells(parts["infinite"])["test_loss"][0] if "infinite" in parts else None
+    figures.loss_vs_T(T, a["test_loss"], a["train_loss"], zero_output_loss(cfg, sweep.sparsity),
+                      out / "test_loss.png", infinite=infinite)
     figures.curve_vs_T(T, {"||W||_F": np.asarray(metrics.weight_norm(a)),
                            "||b||": np.sqrt(np.sum(a["b"] ** 2, axis=-1))},
                        "norm", "Weight and bias norms vs T", out / "norms.png")

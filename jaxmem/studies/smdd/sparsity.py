@@ -1,13 +1,11 @@
 """``smdd-sparsity``: see ``jaxmem.studies.smdd.settings``."""
-from jaxmem.studies.smdd.settings import SETTINGS, draw_setting, run_setting
+from functools import partial
 
-DESCRIPTION = SETTINGS["smdd-sparsity"].description
-PRESETS = SETTINGS["smdd-sparsity"].presets
+from jaxmem.studies.smdd import settings
 
-
-def run(preset_name, out, seeds=None, resume=False, progress=None, overrides=None):
-    return run_setting("smdd-sparsity", preset_name, out, seeds, resume, progress, overrides=overrides)
-
-
-def draw(out, summary=None):
-    draw_setting("smdd-sparsity", out, summary)
+DESCRIPTION = settings.SETTINGS["smdd-sparsity"].description
+PRESETS = settings.SETTINGS["smdd-sparsity"].presets
+SEEDS, SET_NAMES = settings.SEEDS, settings.SET_NAMES
+run = partial(settings.run, "smdd-sparsity")
+summarize = partial(settings.summarize, "smdd-sparsity")
+draw = partial(settings.draw, "smdd-sparsity")

@@ -1,13 +1,11 @@
 """``smdd-steps``: see ``jaxmem.studies.smdd.settings``."""
-from jaxmem.studies.smdd.settings import SETTINGS, draw_setting, run_setting
+from functools import partial
 
-DESCRIPTION = SETTINGS["smdd-steps"].description
-PRESETS = SETTINGS["smdd-steps"].presets
+from jaxmem.studies.smdd import settings
 
-
-def run(preset_name, out, seeds=None, resume=False, progress=None, overrides=None):
-    return run_setting("smdd-steps", preset_name, out, seeds, resume, progress, overrides=overrides)
-
-
-def draw(out, summary=None):
-    draw_setting("smdd-steps", out, summary)
+DESCRIPTION = settings.SETTINGS["smdd-steps"].description
+PRESETS = settings.SETTINGS["smdd-steps"].presets
+SEEDS, SET_NAMES = settings.SEEDS, settings.SET_NAMES
+run = partial(settings.run, "smdd-steps")
+summarize = partial(settings.summarize, "smdd-steps")
+draw = partial(settings.draw, "smdd-steps")

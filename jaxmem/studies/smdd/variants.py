@@ -16,7 +16,8 @@ m = 2 sweep, on the same datasets:
 The source does not say which other losses Hobbhahn tried, how he averaged, or his
 eps; we take the per-feature mean (the common alternative named in SPEC §1) and keep
 every other setting of the baseline. Test losses are reported in the baseline's units
-(per example, summed over features: the ``mean`` variants' times n).
+(per example, summed over features: the ``mean`` variants' times n). One part per
+variant, named as above.
 """
 from __future__ import annotations
 
@@ -25,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxmem import presets, results
+from jaxmem import metrics
 from jaxmem.studies.smdd import figures_extra as figures_smdd_extra
-from jaxmem.studies.smdd.per_setting import diverged_runs, run_variants
+from jaxmem.studies.smdd.per_setting import diverged_runs, first_cell, run_variants, tuple_record
 from jaxmem.studies.smdd.phase import bump_T
-from jaxmem.studies.smdd.smdd import _log_grid, config_dict, zero_output_loss
+from jaxmem.studies.smdd.smdd import _log_grid, zero_output_loss
 from jaxmem.sweep import Sweep
 from jaxmem.train import TrainConfig
 
@@ -46,6 +47,11 @@ PRESETS = {
     "paper": (TrainConfig(n_features=10_000, n_hidden=2, steps=50_000),
               Sweep(T=_log_grid(3, 100_000, 16), sparsity=0.999, data_seeds=4)),
 }
+SEEDS = "data_seeds"
+
+
+def record(cfg) -> dict:
+    return tuple_record(cfg, learned_threshold=metrics.LEARNED_THRESHOLD)
 
 
 def variant_config(cfg: TrainConfig, name: str) -> TrainConfig:
@@ -84,59 +90,51 @@ def peak_stats(T, test_loss) -> dict:
             "height_over_dip": top - float(np.min(loss[:i])), "falls_again": bool(loss[-1] < top)}
 
 
-def preset(name: str, seeds: int | None = None, overrides: dict | None = None):
-    """The baseline ``(cfg, sweep)`` with ``--seeds`` and ``--set`` applied."""
-    cfg, sweep = presets.pick(PRESETS, name)
-    return presets.override((cfg, presets.with_seeds(sweep, seeds)), overrides)
+def variant_configs(cfg) -> dict[str, TrainConfig]:
+    return {name: variant_config(cfg[0], name) for name in VARIANTS}
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-        overrides: dict | None = None) -> dict:
-    cfg, sweep = preset(preset_name, seeds, overrides)
-    out = Path(out)
-    cfgs = {name: variant_config(cfg, name) for name in VARIANTS}
-    config = dict(config_dict(cfg, sweep), variants={name: {"reduction": c.reduction, "hidden_relu": c.hidden_relu,
-                                                            "eps": c.eps} for name, c in cfgs.items()})
-    presets.record_overrides(config, overrides)
-    saved = run_variants([(name, c, sweep) for name, c in cfgs.items()], out, config, resume, progress)
-    T = list(sweep.T)
-    rows, test_curves, learned_curves = [], {}, {}
-    for name, c in cfgs.items():
-        test = saved[f"{name}_test_loss"][:, 0, 0, 0] * loss_scale(c)  # [len(T), seeds]
-        train = saved[f"{name}_train_loss"][:, 0, 0, 0] * loss_scale(c)
-        learned = saved[f"{name}_n_learned"][:, 0, 0, 0].astype(float)
-        test_curves[name], learned_curves[name] = test, learned
-        rows.append({"variant": name, **config["variants"][name],
-                     **peak_stats(T, np.nanmean(test, -1)),
-                     "test_loss": np.nanmean(test, -1), "test_loss_per_seed": test, "train_loss": np.nanmean(train, -1),
-                     "feature_dim_max": np.nanmean(saved[f"{name}_feature_dim_max"][:, 0, 0, 0], -1),
-                     "n_learned": np.nanmean(learned, -1)})
-    base = test_curves["sum"]
-    summary = results.summary("smdd-variants", preset_name, {"n_runs": len(VARIANTS) * len(T) * sweep.data_seeds,
-               "wall_seconds": float(saved["wall_seconds"]), "compile_seconds": float(saved["compile_seconds"]),
-               "config": config,
-               "results": {"by_variant": rows,
-                           "zero_output_loss": zero_output_loss(cfg, sweep.sparsity),
-                           # the control: mean loss with eps / n against the baseline
-                           "mean_eps_vs_sum_max_rel_diff": float(np.nanmax(np.abs(test_curves["mean_eps"] - base)
-                                                                           / base)),
-                           "diverged": diverged_runs(saved, list(VARIANTS))}})
-    results.save_json(out / "summary.json", summary)
-    draw(out, summary)
-    return summary
+def run(cfg, store) -> None:
+    run_variants([(name, c, cfg[1]) for name, c in variant_configs(cfg).items()], store)
 
 
-def draw(out, summary: dict | None = None) -> None:
-    """``smdd-variants``' figure from its ``runs.npz`` and ``summary.json``."""
-    out = Path(out)
-    summary = results.run_summary(out, summary)
-    config, saved = summary["config"], results.load_arrays(out / "runs.npz")
-    n = float(config["n_features"])
-    test_curves, learned_curves = {}, {}
-    for name, v in config["variants"].items():
-        scale = n if v["reduction"] == "mean" else 1.0  # loss_scale: per example, summed over features
-        test_curves[name] = saved[f"{name}_test_loss"][:, 0, 0, 0] * scale
-        learned_curves[name] = saved[f"{name}_n_learned"][:, 0, 0, 0].astype(float)
-    figures_smdd_extra.variant_curves([int(t) for t in config["T"]], test_curves, learned_curves,
-                                      summary["results"]["zero_output_loss"], out / "variants.png",
+def curves(parts: dict, cfg) -> dict:
+    """Per variant: test and train loss in the baseline's units and the learned features,
+    each ``[len(T), seeds]`` (first cell)."""
+    out = {}
+    for name, c in variant_configs(cfg).items():
+        part = parts[name]
+        fdim = first_cell(part, "feature_dim")
+        out[name] = {"test_loss": first_cell(part, "test_loss") * loss_scale(c),
+                     "train_loss": first_cell(part, "train_loss") * loss_scale(c),
+                     "feature_dim_max": fdim.max(-1), "n_learned": np.asarray(metrics.n_learned(fdim)).astype(float)}
+    return out
+
+
+def summarize(parts: dict, cfg) -> dict:
+    train, sweep = cfg
+    T, cfgs, c = list(sweep.T), variant_configs(cfg), curves(parts, cfg)
+    rows = []
+    for name, v in c.items():
+        test = v["test_loss"]
+        rows.append({"variant": name, "reduction": cfgs[name].reduction, "hidden_relu": cfgs[name].hidden_relu,
+                     "eps": cfgs[name].eps, **peak_stats(T, np.nanmean(test, -1)),
+                     "test_loss": np.nanmean(test, -1), "test_loss_per_seed": test,
+                     "train_loss": np.nanmean(v["train_loss"], -1),
+                     "feature_dim_max": np.nanmean(v["feature_dim_max"], -1),
+                     "n_learned": np.nanmean(v["n_learned"], -1)})
+    base = c["sum"]["test_loss"]
+    return {"by_variant": rows, "zero_output_loss": zero_output_loss(train, sweep.sparsity),
+            # the control: mean loss with eps / n against the baseline
+            "mean_eps_vs_sum_max_rel_diff": float(np.nanmax(np.abs(c["mean_eps"]["test_loss"] - base) / base)),
+            "diverged": diverged_runs(parts)}
+
+
+def draw(parts: dict, summary: dict, cfg, out) -> None:
+    """Test loss and learned features against T, one line per variant."""
+    train, sweep = cfg
+    c = curves(parts, cfg)
+    figures_smdd_extra.variant_curves(list(sweep.T), {k: v["test_loss"] for k, v in c.items()},
+                                      {k: v["n_learned"] for k, v in c.items()},
+                                      zero_output_loss(train, sweep.sparsity), Path(out) / "variants.png",
                                       dashed=("mean_eps",))

@@ -1,13 +1,11 @@
 """``smdd-wd``: see ``jaxmem.studies.smdd.settings``."""
-from jaxmem.studies.smdd.settings import SETTINGS, draw_setting, run_setting
+from functools import partial
 
-DESCRIPTION = SETTINGS["smdd-wd"].description
-PRESETS = SETTINGS["smdd-wd"].presets
+from jaxmem.studies.smdd import settings
 
-
-def run(preset_name, out, seeds=None, resume=False, progress=None, overrides=None):
-    return run_setting("smdd-wd", preset_name, out, seeds, resume, progress, overrides=overrides)
-
-
-def draw(out, summary=None):
-    draw_setting("smdd-wd", out, summary)
+DESCRIPTION = settings.SETTINGS["smdd-wd"].description
+PRESETS = settings.SETTINGS["smdd-wd"].presets
+SEEDS, SET_NAMES = settings.SEEDS, settings.SET_NAMES
+run = partial(settings.run, "smdd-wd")
+summarize = partial(settings.summarize, "smdd-wd")
+draw = partial(settings.draw, "smdd-wd")

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
-import sys
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmem import construct, data, presets, results, train
+from jaxmem import construct, data, train
 from jaxmem.models import relu_output
-from jaxmem.studies.identity import analysis as identity
-from jaxmem.studies.identity import figures
+from jaxmem.store import Part, on_grid
+from jaxmem.studies.opt_failure import analysis as identity
+from jaxmem.studies.opt_failure import figures
+from jaxmem.validate import finite_values, one_of, positive_int
 
 DESCRIPTION = ("Optimisation failure on the identity (n = 4..12, m = 2): failure rates by init and lr, classes, "
                "escape, minimum or saddle")
@@ -100,20 +99,22 @@ class OptFailureConfig:
     seed: int = 0
 
     def __post_init__(self):
-        bad = [i for i in self.inits if i not in INITS]
-        if bad or not self.inits:
+        if not self.inits:
             raise ValueError(f"inits must be a non-empty subset of {INITS}, got {self.inits!r}")
-        if not self.lrs or any(not lr > 0 for lr in self.lrs):
-            raise ValueError(f"lrs must be positive, got {self.lrs!r}")
-        if any(not r > 0 for r in self.sym_radii):
-            raise ValueError(f"sym_radii must be positive, got {self.sym_radii!r}")
-        if int(self.escape_n) != self.escape_n or self.escape_n < 6:
+        for name in self.inits:
+            one_of("inits", name, INITS)
+        if not self.ns or any(positive_int("ns", n) < 3 for n in self.ns):
+            raise ValueError(f"ns must be a non-empty list of integers >= 3 (the circle's n), got {self.ns!r}")
+        for name in ("lrs", "sym_radii"):
+            if any(not v > 0 for v in getattr(self, name)):
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+            finite_values(name, getattr(self, name))
+        if positive_int("escape_n", self.escape_n) < 6:
             raise ValueError(f"escape_n must be an integer >= 6 (a circle of n - 1 >= 5 live columns, whose "
                              f"biases are < 0), got {self.escape_n!r}")
-        for name in ("seeds", "steps", "sym_perturbations", "sym_gd_steps", "sym_directions", "sym_adam_steps"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("seeds", "steps", "no_bias_seeds", "escape_steps", "sym_perturbations", "sym_gd_steps",
+                     "sym_directions", "sym_adam_steps"):
+            positive_int(name, getattr(self, name))
 
 
 #: ``quick`` fits 5 minutes on a shared 2-core CPU: AdamW only, 24 seeds, 16 no-bias seeds,
@@ -121,6 +122,15 @@ class OptFailureConfig:
 #: per radius (1,000).
 PRESETS = {"quick": OptFailureConfig(seeds=24, no_bias_seeds=16, optimizers=(("adamw", 1e-2),), sym_perturbations=50),
            "paper": OptFailureConfig(seeds=256, no_bias_seeds=100, sym_perturbations=200, sym_gd_steps=200_000)}
+SEEDS = "seeds"
+
+
+def record(cfg: OptFailureConfig) -> dict:
+    """The config's fields and the constants the classes and inits depend on."""
+    return {**dataclasses.asdict(cfg), "n_hidden": 2, "recon_tol": identity.RECON_TOL,
+            "dead_fraction": identity.DEAD_FRACTION, "bias_rel_tol": identity.BIAS_REL_TOL, "schedule": "constant",
+            "classes": list(identity.CLASSES),
+            "init_moments": {i: {n: init_moments(i, n) for n in cfg.ns} for i in cfg.inits}}
 
 
 def train_config(cfg: OptFailureConfig, n: int, steps: int | None = None, use_bias: bool = True):
@@ -128,9 +138,14 @@ def train_config(cfg: OptFailureConfig, n: int, steps: int | None = None, use_bi
                              schedule="constant", use_bias=use_bias, n_history=100)
 
 
+def grid_axes(cfg: OptFailureConfig) -> dict:
+    """``(optimizer, init, lr, seed)`` with their values: how ``train_grid``'s arrays are laid out."""
+    return {"optimizer": [name for name, _ in cfg.optimizers], "init": list(cfg.inits), "lr": list(cfg.lrs),
+            "seed": range(cfg.seeds)}
+
+
 def grid_shape(cfg: OptFailureConfig) -> tuple[int, int, int, int]:
-    """``(optimizer, init, lr, seed)``: how ``train_grid``'s arrays are laid out."""
-    return len(cfg.optimizers), len(cfg.inits), len(cfg.lrs), cfg.seeds
+    return tuple(len(v) for v in grid_axes(cfg).values())
 
 
 def initial_W(cfg: OptFailureConfig, n: int) -> jax.Array:
@@ -140,10 +155,11 @@ def initial_W(cfg: OptFailureConfig, n: int) -> jax.Array:
     return jnp.stack([jax.vmap(lambda k: init_W(name, k, n))(keys) for name in cfg.inits])
 
 
-def train_grid(cfg: OptFailureConfig, n: int) -> dict:
-    """Every (optimiser, init, lr, seed) at one n, as one ``run_grid`` program.
-    Arrays come back shaped ``[optimizer, init, lr, seed, ...]``; seed ``s`` draws each
-    init from the same key (``initial_W``)."""
+def train_grid(cfg: OptFailureConfig, n: int, progress=None, checkpoint_dir=None) -> train.GridResult:
+    """Every (optimiser, init, lr, seed) at one n, as one ``run_grid`` program, arrays
+    shaped ``[optimizer, init, lr, seed, ...]``. Seed ``s`` draws each init from the key
+    ``fold_in(fold_in(key(cfg.seed), n), s)`` (``initial_W``), through the traced axis
+    ``run``: ``run_grid``'s own ``seed`` axis would draw other keys, and other numbers."""
     tc, x = train_config(cfg, n), data.identity(n)
     base = jax.random.fold_in(jax.random.key(cfg.seed), n)
 
@@ -154,12 +170,10 @@ def train_grid(cfg: OptFailureConfig, n: int) -> dict:
 
     grid = {"weight_decay": [w for _, w in cfg.optimizers], "init": range(len(cfg.inits)), "lr": cfg.lrs,
             "run": range(cfg.seeds)}
-    res = train.run_grid(init, train.relu.example_loss_fn(tc), x, grid, tc.steps, schedule="constant",
-                         warmup_frac=0.0, b1=tc.b1, b2=tc.b2, eps=tc.eps, n_history=tc.n_history,
-                         runs_batch=int(np.prod(grid_shape(cfg))))
-    Wf, bf = res.params["W"], res.params["b"]
-    return {"W": Wf, "b": bf, "train_loss": res.train_loss, "history": res.history, "diverged": res.diverged,
-            **identity.classify(Wf, bf), "compile_seconds": np.array(res.compile_seconds)}
+    return train.run_grid(init, train.relu.example_loss_fn(tc), x, grid, tc.steps, schedule="constant",
+                          warmup_frac=0.0, b1=tc.b1, b2=tc.b2, eps=tc.eps, n_history=tc.n_history,
+                          runs_batch=int(np.prod(grid_shape(cfg))), progress=progress,
+                          checkpoint_dir=checkpoint_dir)
 
 
 # --- the symmetric failure: local minimum or saddle? (float64) -------------------------
@@ -328,7 +342,9 @@ def adam_optimizers(cfg: OptFailureConfig) -> tuple[tuple[str, float], ...]:
 def adam_at_point(cfg: OptFailureConfig, n: int, dtype) -> dict:
     """Each of ``adam_optimizers`` at the first lr, started at the symmetric failure in
     ``dtype`` (call float64 inside ``jax.enable_x64``): the gradient on ``W_dead`` at the
-    point, the first optimiser's first move of ``W_dead``, and ``sym_adam_steps`` steps."""
+    point, the first optimiser's first move of ``W_dead``, and ``sym_adam_steps`` steps
+    (a ``vmap`` of ``train.fit``: part of the float64 analysis of one point, whose
+    numbers ``run_grid`` would move in the last digits)."""
     p = {k: np.asarray(v, dtype) for k, v in construct.symmetric_failure(n, dtype=np.float64).items()}
     x = np.eye(n, dtype=dtype)
     tc = train_config(cfg, n, steps=cfg.sym_adam_steps)
@@ -361,10 +377,18 @@ def adam_at_point(cfg: OptFailureConfig, n: int, dtype) -> dict:
             "runs": runs, "history": hist}
 
 
-def symmetric_state_test(cfg: OptFailureConfig) -> tuple[dict, dict]:
+#: the post's tilts profiled from the symmetric failure: (angle of ``W_dead``, change of
+#: ``b_dead``) per unit of t, and their labels
+TILT_LINES = {"W_dead = t (1, 0)": (0.0, 0.0), "W_dead = t (cos pi/7, sin pi/7)": (np.pi / 7, 0.0),
+              "W_dead = t (1, 0), b_dead - t": (0.0, -1.0), "W_dead = t (1, 0), b_dead + t": (0.0, 1.0)}
+
+
+def symmetric_state_test(cfg: OptFailureConfig) -> Part:
     """Is the symmetric failure at n = ``escape_n`` (circle of n - 1, ``W_dead = 0``,
     ``b_dead = 1/n``) a local minimum or a saddle? Decided in float64 (inside
-    ``jax.enable_x64``; the rest of the package stays float32). Returns (summary, arrays).
+    ``jax.enable_x64``; the rest of the package stays float32). Returns the part
+    ``symmetric``: the profiles, perturbation runs and Adam histories as arrays, the
+    numbers in ``info``.
 
     (a) constrained optimum: gradient descent with ``W_dead = 0`` held, to gradient norm
     < 1e-10, from the point and from perturbed starts; (b) ``perturbation_test``; (c)
@@ -459,58 +483,67 @@ def symmetric_state_test(cfg: OptFailureConfig) -> tuple[dict, dict]:
         ts = np.linspace(-0.3, 0.3, 121)
         t_small = np.linspace(-0.05, 0.05, 121)  # as many points as ts: one compiled profile
         line = jax.jit(jax.vmap(lambda d, t: loss(v0 + t * d) - l0, in_axes=(None, 0)))
-        tilt_lines = ((0.0, 0.0), (np.pi / 7, 0.0), (0.0, -1.0), (0.0, 1.0))  # as labelled in the figure
-        arrays = {"profile_t": ts, "profile_tilt": np.stack([np.asarray(line(unit_tilt(th, db), ts))
-                                                           for th, db in tilt_lines]),
-                  "profile_bias_only": np.asarray(line(bias_only, ts)), "profile_small_t": t_small,
-                  "profile_ray": np.asarray(line(ray / ray_norm, t_small)),
-                  "profile_steepest": np.asarray(line(best, t_small)), "profile_H_min": np.asarray(line(emin, t_small))}
+        profile = {"tilt": np.stack([np.asarray(line(unit_tilt(th, db), ts)) for th, db in TILT_LINES.values()]),
+                   "bias_only": np.asarray(line(bias_only, ts)), "ray": np.asarray(line(ray / ray_norm, t_small)),
+                   "steepest": np.asarray(line(best, t_small)), "H_min": np.asarray(line(emin, t_small))}
 
-        # (b) random perturbations + plain gradient descent
-        t0 = time.perf_counter()
+        # (b) random perturbations + plain gradient descent: [radius, draw]
         pert = perturbation_test(n, v0, cfg.sym_radii, cfg.sym_perturbations, cfg.sym_gd_lr, cfg.sym_gd_steps,
                                  cfg.seed + 8)
-        pert_seconds = time.perf_counter() - t0
-        by_radius = []
-        for r in cfg.sym_radii:
-            sel = np.isclose(pert["radius"], r)
-            at, rest, ex = pert["escape_step"][sel], pert["rest_step"][sel], pert["final_excess"][sel]
-            esc, back = at >= 0, (rest >= 0) & (np.abs(ex) <= 1e-12)
-            by_radius.append({"radius": r, "runs": int(sel.sum()), "escaped": int(esc.sum()),
-                              "returned": int(back.sum()), "undecided": int((~esc & ~back).sum()),
-                              "escape_step_median": float(np.median(at[esc])) if esc.any() else None,
-                              "escape_step_max": int(at[esc].max()) if esc.any() else None,
-                              "returned_dead_norm_max": float(pert["final_dead_norm"][sel][back].max())
-                              if back.any() else None,
-                              "not_escaped_excess_min": float(ex[~esc].min()) if (~esc).any() else None,
-                              "not_escaped_excess_max": float(ex[~esc].max()) if (~esc).any() else None})
-        arrays.update({f"pert_{k2}": v for k2, v in pert.items()})
+        pert = {k2: v.reshape(len(cfg.sym_radii), cfg.sym_perturbations) for k2, v in pert.items() if k2 != "radius"}
         adam64 = adam_at_point(cfg, n, jnp.float64)
     adam32 = adam_at_point(cfg, n, jnp.float32)
-    arrays.update({"adam_history_float32": adam32.pop("history"), "adam_history_float64": adam64.pop("history"),
-                   "adam_log_every": np.array(train_config(cfg, n, steps=cfg.sym_adam_steps).log_every),
-                   "adam_optimizers": np.array([name for name, _ in adam_optimizers(cfg)])})
+    adam_every = train_config(cfg, n, steps=cfg.sym_adam_steps).log_every
+    history = np.stack([adam32.pop("history"), adam64.pop("history")])
 
     saddle = curvature["ray"]["c"] < 0 and grad_norm < 1e-10
-    summary = {
+    info = {
         "n": n, "loss": l0, "loss_closed_form": closed_l0, "grad_norm": grad_norm, **k,
         "answer": "saddle" if saddle else "no descent direction found",
         "constrained_optimum": constrained, "one_sided": curvature,
         "perturbation": {"gd_lr": cfg.sym_gd_lr, "max_steps": cfg.sym_gd_steps, "escape_tol": 1e-6,
-                         "stop_grad": 1e-13, "runs": int(pert["radius"].size),
-                         "escaped": int(sum(r["escaped"] for r in by_radius)),
-                         "returned": int(sum(r["returned"] for r in by_radius)),
-                         "undecided": int(sum(r["undecided"] for r in by_radius)),
-                         "max_rise": float(pert["max_rise"].max()), "seconds": pert_seconds, "by_radius": by_radius},
+                         "stop_grad": 1e-13},
         "adam": {"lr": cfg.lrs[0], "first_update_optimizer": cfg.optimizers[0][0], "eps": train_config(cfg, n).eps,
                  "steps": cfg.sym_adam_steps, "float32": adam32, "float64": adam64},
     }
-    return summary, arrays
+    dims = {"profile/tilt": ("tilt", "t"), "profile/bias_only": ("t",),
+            **{f"profile/{k2}": ("t_small",) for k2 in ("ray", "steepest", "H_min")},
+            **{f"perturbation/{k2}": ("radius", "draw") for k2 in pert},
+            "adam/history": ("dtype", "adam_optimizer", "adam_step")}
+    coords = {"t": ts, "t_small": t_small, "tilt": list(TILT_LINES), "radius": cfg.sym_radii,
+              "draw": range(cfg.sym_perturbations), "dtype": ["float32", "float64"],
+              "adam_optimizer": [name for name, _ in adam_optimizers(cfg)],
+              "adam_step": adam_every * (1 + np.arange(history.shape[-1]))}
+    return Part({"profile": profile, "perturbation": pert, "adam": {"history": history}}, dims, coords, info)
+
+
+def perturbation_summary(part: Part, cfg: OptFailureConfig) -> dict:
+    """The perturbation runs of ``symmetric_state_test``, in all and per radius."""
+    pert = part["perturbation"]
+    by_radius = []
+    for i, r in enumerate(cfg.sym_radii):
+        at, rest, ex = pert["escape_step"][i], pert["rest_step"][i], pert["final_excess"][i]
+        esc, back = at >= 0, (rest >= 0) & (np.abs(ex) <= 1e-12)
+        by_radius.append({"radius": r, "runs": int(at.size), "escaped": int(esc.sum()),
+                          "returned": int(back.sum()), "undecided": int((~esc & ~back).sum()),
+                          "escape_step_median": float(np.median(at[esc])) if esc.any() else None,
+                          "escape_step_max": int(at[esc].max()) if esc.any() else None,
+                          "returned_dead_norm_max": float(pert["final_dead_norm"][i][back].max())
+                          if back.any() else None,
+                          "not_escaped_excess_min": float(ex[~esc].min()) if (~esc).any() else None,
+                          "not_escaped_excess_max": float(ex[~esc].max()) if (~esc).any() else None})
+    return {**part.info["perturbation"], "runs": int(pert["escape_step"].size),
+            "escaped": int(sum(r["escaped"] for r in by_radius)),
+            "returned": int(sum(r["returned"] for r in by_radius)),
+            "undecided": int(sum(r["undecided"] for r in by_radius)),
+            "max_rise": float(pert["max_rise"].max()), "by_radius": by_radius}
 
 
 def no_bias_counts(cfg: OptFailureConfig, n: int) -> np.ndarray:
     """One-hots reconstructed by ``ReLU(W^T W x)`` (no bias), per seed (first optimiser
-    and lr, Xavier init)."""
+    and lr, Xavier init). A ``vmap`` of ``train.train``, not ``run_grid``: the fused loss
+    of the bias-free model fails inside ``run_grid``'s ``shard_map`` (its constant zero
+    bias gets a per-run cotangent)."""
     tc, x = train_config(cfg, n, use_bias=False), data.identity(n)
     keys = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed + 1), n), cfg.no_bias_seeds)
     hyper = train.Hyper(cfg.lrs[0], cfg.optimizers[0][1], 1.0)
@@ -518,11 +551,12 @@ def no_bias_counts(cfg: OptFailureConfig, n: int) -> np.ndarray:
     return identity.reconstructed(np.asarray(out.params["W"]), None).sum(-1)
 
 
-def escape_grid(cfg: OptFailureConfig) -> dict:
+def escape_grid(cfg: OptFailureConfig) -> Part:
     """Start at the symmetric failure (circle of n - 1, dead column, b_dead = 1/n), move
     ``b_dead`` by each ``escape_bias`` and set ``W_dead`` to ``escape_weight`` times a live
     column's length, pointing between two live columns; train (first optimiser and lr);
-    which recover?"""
+    which recover? A ``vmap`` of ``train.fit`` (a Python-float lr, as the numbers were
+    made), not ``run_grid``, whose traced lr moves the final params by about 1e-6."""
     n = cfg.escape_n
     start = construct.symmetric_failure(n)
     live_norm = float(np.linalg.norm(start["W"][:, 0]))
@@ -538,19 +572,43 @@ def escape_grid(cfg: OptFailureConfig) -> dict:
     out = jax.device_get(jax.jit(jax.vmap(lambda p: train.fit(tc, hyper, p, x)))(params))
     Wf, bf = np.asarray(out.params["W"]), np.asarray(out.params["b"])
     grid = (len(cfg.escape_bias), len(cfg.escape_weight))
-    return {"recovered": identity.reconstructed(Wf, bf).all(-1).reshape(grid),
-            "final_loss": np.asarray(out.train_loss).reshape(grid),
-            "final_dead_bias": bf[:, -1].reshape(grid),
-            "final_dead_norm": np.linalg.norm(Wf[:, :, -1], axis=-1).reshape(grid)}
+    arrays = {"recovered": identity.reconstructed(Wf, bf).all(-1).reshape(grid),
+              "final_loss": np.asarray(out.train_loss).reshape(grid),
+              "final_dead_bias": bf[:, -1].reshape(grid),
+              "final_dead_norm": np.linalg.norm(Wf[:, :, -1], axis=-1).reshape(grid)}
+    return on_grid(arrays, {"escape_bias": cfg.escape_bias, "escape_weight": cfg.escape_weight})
 
 
-def failure_table(saved: dict, cfg: OptFailureConfig) -> list[dict]:
+#: the dims after the grid's of each array of a part ``n{n}``
+TRAILING = {"W": ("neuron", "feature"), "b": ("feature",), "history": ("step",),
+            "no_bias/reconstructed": ("!", "no_bias_seed")}
+
+
+def n_part(cfg: OptFailureConfig, n: int, store) -> Part:
+    """The part ``n{n}``: the grid at n (``train_grid``), its classes, and the no-bias counts."""
+    res = train_grid(cfg, n, store.progress, store.checkpoints(f"n{n}"))
+    W, b = res.params["W"], res.params["b"]
+    arrays = {"W": W, "b": b, "train_loss": res.train_loss, "history": res.history, "diverged": res.diverged,
+              **identity.classify(W, b), "no_bias": {"reconstructed": no_bias_counts(cfg, n)}}
+    return on_grid(arrays, grid_axes(cfg), TRAILING, coords={"step": res.history_steps, "feature": range(n)},
+                   n_runs=int(np.prod(grid_shape(cfg))), compile_seconds=res.compile_seconds)
+
+
+def run(cfg: OptFailureConfig, store) -> None:
+    """Parts ``n4``, ``n5``, ... (one per n), ``escape`` and ``symmetric``."""
+    for n in cfg.ns:
+        store.part(f"n{n}", lambda n=n: n_part(cfg, n, store))
+    store.part("escape", lambda: escape_grid(cfg))
+    store.part("symmetric", lambda: symmetric_state_test(cfg))
+
+
+def failure_table(parts: dict, cfg: OptFailureConfig) -> list[dict]:
     """One row per (optimiser, init, lr): failures over ``ns`` with 95% Wilson intervals."""
     rows = []
     for io, (name, wd) in enumerate(cfg.optimizers):
         for ii, init in enumerate(cfg.inits):
             for il, lr in enumerate(cfg.lrs):
-                cls = np.stack([saved[f"n{n}_cls"][io, ii, il] for n in cfg.ns])
+                cls = np.stack([parts[f"n{n}"]["cls"][io, ii, il] for n in cfg.ns])
                 fails, trials = (cls != 0).sum(-1), np.full(len(cfg.ns), cls.shape[-1])
                 lo, hi = identity.wilson_interval(fails, trials)
                 rows.append({"optimizer": name, "weight_decay": wd, "init": init, "lr": lr, "ns": list(cfg.ns),
@@ -560,109 +618,66 @@ def failure_table(saved: dict, cfg: OptFailureConfig) -> list[dict]:
     return rows
 
 
-def preset(name: str, seeds: int | None = None, overrides: dict | None = None) -> OptFailureConfig:
-    """The preset's config with ``--seeds`` and ``--set FIELD=VALUE`` (``overrides``) applied."""
-    return presets.choose(PRESETS, name, seeds, overrides)
+def by_n_rows(part: Part, cfg: OptFailureConfig, n: int) -> list[dict]:
+    """One row per (optimiser, init, lr) at one n: rates of each class, dead biases."""
+    rows = []
+    for io, (name, wd) in enumerate(cfg.optimizers):
+        for ii, init in enumerate(cfg.inits):
+            for il, lr in enumerate(cfg.lrs):
+                c, db = part["cls"][io, ii, il], part["dead_bias"][io, ii, il]
+                lo, hi = identity.wilson_interval(np.sum(c != 0), c.size)
+                rows.append({"n": n, "optimizer": name, "weight_decay": wd, "init": init, "lr": lr,
+                             "n_seeds": int(c.size), "perfect_rate": float(np.mean(c == 0)),
+                             "failure_rate": float(np.mean(c != 0)), "failure_wilson": [float(lo), float(hi)],
+                             "symmetric_failure_rate": float(np.mean(c == 1)),
+                             "dead_bias_mean": float(np.nanmean(db)) if np.isfinite(db).any() else None,
+                             "n_learned_mean": float(part["n_learned"][io, ii, il].mean()),
+                             "n_diverged": int(part["diverged"][io, ii, il].sum())})
+    return rows
 
 
-def run(preset_name: str, out, seeds: int | None = None, resume: bool = False, progress=None,
-        overrides: dict | None = None) -> dict:
-    cfg = preset(preset_name, seeds, overrides)
-    out = Path(out)
-    start = time.perf_counter()
-    config = dataclasses.asdict(cfg)
-    config.update(n_hidden=2, recon_tol=identity.RECON_TOL, dead_fraction=identity.DEAD_FRACTION,
-                  bias_rel_tol=identity.BIAS_REL_TOL, schedule="constant", classes=list(identity.CLASSES),
-                  init_moments={i: {n: init_moments(i, n) for n in cfg.ns} for i in cfg.inits})
-    presets.record_overrides(config, overrides)
-    config = json.loads(json.dumps(config, default=float))  # as it reads back from summary.json
-    arrays_path = out / "runs.npz"
-    saved = results.resume_arrays(out, config, resume)
-    say = (lambda msg: print(f"opt-failure: {msg}", file=sys.stderr, flush=True)) \
-        if progress or (progress is None and sys.stderr.isatty()) else (lambda msg: None)
-
-    by_n, no_bias, construction = [], [], []
-    for n in cfg.ns:
-        done = all(f"n{n}_{k}" in saved for k in ("cls", "compile_seconds", "no_bias_reconstructed"))
-        if not done:
-            t0 = time.perf_counter()
-            grid = train_grid(cfg, n)
-            saved.update({f"n{n}_{k}": v for k, v in grid.items()})
-            saved[f"n{n}_no_bias_reconstructed"] = no_bias_counts(cfg, n)
-            results.save_arrays(arrays_path, saved, axes={  # after every n: nothing is lost
-                f"n{m}_": {"optimizer": [o for o, _ in cfg.optimizers], "init": cfg.inits, "lr": cfg.lrs,
-                           "seed": range(cfg.seeds)} for m in cfg.ns})
-            say(f"n = {n} done in {time.perf_counter() - t0:.1f} s")
-        cls, dead_bias = saved[f"n{n}_cls"], saved[f"n{n}_dead_bias"]
-        for io, (name, wd) in enumerate(cfg.optimizers):
-            for ii, init in enumerate(cfg.inits):
-                for il, lr in enumerate(cfg.lrs):
-                    c, db = cls[io, ii, il], dead_bias[io, ii, il]
-                    lo, hi = identity.wilson_interval(np.sum(c != 0), c.size)
-                    by_n.append({"n": n, "optimizer": name, "weight_decay": wd, "init": init, "lr": lr,
-                                 "n_seeds": int(c.size), "perfect_rate": float(np.mean(c == 0)),
-                                 "failure_rate": float(np.mean(c != 0)), "failure_wilson": [float(lo), float(hi)],
-                                 "symmetric_failure_rate": float(np.mean(c == 1)),
-                                 "dead_bias_mean": float(np.nanmean(db)) if np.isfinite(db).any() else None,
-                                 "n_learned_mean": float(saved[f"n{n}_n_learned"][io, ii, il].mean()),
-                                 "n_diverged": int(saved[f"n{n}_diverged"][io, ii, il].sum())})
-        counts = saved[f"n{n}_no_bias_reconstructed"]
-        no_bias.append({"n": n, "bound_2m": 4, "max_reconstructed": int(counts.max()),
-                        "mean_reconstructed": float(counts.mean()),
-                        "cross_construction_reconstructed": int(
-                            identity.reconstructed(construct.cross(n)["W"], None).sum())})
-        construction.append(_compare_with_construction(saved, cfg, n))
-
-    escape = escape_grid(cfg)
-    saved.update({f"escape_{k}": v for k, v in escape.items()})
-    t0 = time.perf_counter()
-    symmetric, sym_arrays = symmetric_state_test(cfg)
-    symmetric["seconds"] = time.perf_counter() - t0
-    say(f"symmetric_state_test done in {symmetric['seconds']:.1f} s: {symmetric['answer']}")
-    saved.update({f"sym_{k}": v for k, v in sym_arrays.items()})
-    results.save_arrays(arrays_path, saved, axes={
-        **{f"n{m}_": {"optimizer": [o for o, _ in cfg.optimizers], "init": cfg.inits, "lr": cfg.lrs,
-                      "seed": range(cfg.seeds)} for m in cfg.ns},
-        "escape_": {"escape_bias": cfg.escape_bias, "escape_weight": cfg.escape_weight}})
-    zero = list(cfg.escape_bias).index(0.0) if 0.0 in cfg.escape_bias else None
-    summary = results.summary("opt-failure", preset_name, {"n_runs": len(cfg.ns) * int(np.prod(grid_shape(cfg))),
-               "wall_seconds": time.perf_counter() - start,
-               "compile_seconds": float(sum(saved[f"n{n}_compile_seconds"] for n in cfg.ns)),
-               "config": config,
-               "results": {"failure_table": failure_table(saved, cfg), "by_n": by_n, "no_bias": no_bias,
-                           "construction": construction, "symmetric_state": symmetric,
-                           "escape": {"n": cfg.escape_n, "bias_offsets": list(cfg.escape_bias),
-                                      "weight_scales": list(cfg.escape_weight),
-                                      "recovered": escape["recovered"].tolist(),
-                                      "recovered_fraction": float(escape["recovered"].mean()),
-                                      "unperturbed_stays_failed": None if zero is None else bool(
-                                          not escape["recovered"][zero, 0]),
-                                      "unperturbed_final_dead_bias": None if zero is None else float(
-                                          escape["final_dead_bias"][zero, 0])}}})
-    results.save_json(out / "summary.json", summary)
-    draw(out, summary)
-    return summary
-
-
-def draw(out, summary: dict | None = None) -> None:
-    """Every figure of an ``opt-failure`` run from its ``runs.npz`` and ``summary.json``."""
-    out = Path(out)
-    summary = results.run_summary(out, summary)
-    figures.opt_failure(results.load_arrays(out / "runs.npz"), presets.from_record(OptFailureConfig, summary["config"]),
-                        summary["results"]["by_n"], out)
-
-
-def _compare_with_construction(saved: dict, cfg: OptFailureConfig, n: int) -> dict:
-    """The exact circle's loss, and how the perfect trained runs differ from it."""
+def compare_with_construction(part: Part, n: int) -> dict:
+    """The exact circle's loss, and how the perfect trained runs at n differ from it."""
     exact = construct.circle(n, np.float64)
     recon = identity.reconstruction(exact["W"], exact["b"])
-    perfect = saved[f"n{n}_cls"] == 0
-    W = saved[f"n{n}_W"][perfect]
+    perfect = part["cls"] == 0
+    W = part["W"][perfect]
     gaps = np.array([identity.angle_gaps(w) for w in W]) if len(W) else np.zeros((0, n))
     return {"n": n, "construction_loss": float(np.sum((recon - np.eye(n)) ** 2) / n),
             "construction_column_norm": float(np.linalg.norm(exact["W"][:, 0])),
             "construction_bias": float(exact["b"][0]),
             "perfect_runs": int(perfect.sum()),
             "trained_column_norm_mean": float(np.linalg.norm(W, axis=-2).mean()) if len(W) else None,
-            "trained_bias_mean": float(saved[f"n{n}_b"][perfect].mean()) if len(W) else None,
+            "trained_bias_mean": float(part["b"][perfect].mean()) if len(W) else None,
             "trained_gap_max_error_deg": float(np.abs(gaps - 360.0 / n).max()) if len(W) else None}
+
+
+def summarize(parts: dict, cfg: OptFailureConfig) -> dict:
+    by_n, no_bias, construction = [], [], []
+    for n in cfg.ns:
+        part = parts[f"n{n}"]
+        by_n += by_n_rows(part, cfg, n)
+        counts = part["no_bias"]["reconstructed"]
+        no_bias.append({"n": n, "bound_2m": 4, "max_reconstructed": int(counts.max()),
+                        "mean_reconstructed": float(counts.mean()),
+                        "cross_construction_reconstructed": int(
+                            identity.reconstructed(construct.cross(n)["W"], None).sum())})
+        construction.append(compare_with_construction(part, n))
+    symmetric = parts["symmetric"]
+    escape = parts["escape"]
+    zero = list(cfg.escape_bias).index(0.0) if 0.0 in cfg.escape_bias else None
+    return {"failure_table": failure_table(parts, cfg), "by_n": by_n, "no_bias": no_bias,
+            "construction": construction,
+            "symmetric_state": {**symmetric.info, "perturbation": perturbation_summary(symmetric, cfg)},
+            "escape": {"n": cfg.escape_n, "bias_offsets": list(cfg.escape_bias),
+                       "weight_scales": list(cfg.escape_weight),
+                       "recovered": escape["recovered"].tolist(),
+                       "recovered_fraction": float(escape["recovered"].mean()),
+                       "unperturbed_stays_failed": None if zero is None else bool(not escape["recovered"][zero, 0]),
+                       "unperturbed_final_dead_bias": None if zero is None else float(
+                           escape["final_dead_bias"][zero, 0])}}
+
+
+def draw(parts: dict, summary: dict, cfg: OptFailureConfig, out) -> None:
+    """Every figure of an ``opt-failure`` run."""
+    figures.opt_failure(parts, cfg, summary["results"]["by_n"], Path(out))

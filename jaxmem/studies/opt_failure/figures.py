@@ -6,7 +6,7 @@ import numpy as np
 from jaxmem import construct
 from jaxmem.plotting import plt
 from jaxmem.plotting import save as _save
-from jaxmem.studies.identity import analysis as identity
+from jaxmem.studies.opt_failure import analysis as identity
 
 
 def latent_zones(ax, W, b, title, extent=None):
@@ -28,18 +28,19 @@ def latent_zones(ax, W, b, title, extent=None):
     ax.tick_params(labelsize=7)
 
 
-def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
-    """The figures of ``opt-failure`` (see ``jaxmem.studies.identity.opt_failure``)."""
+def opt_failure(parts: dict, cfg, by_n: list, out) -> None:
+    """The figures of ``opt-failure`` (see ``jaxmem.studies.opt_failure.opt_failure``)
+    from its parts: ``n{n}`` per n, ``escape`` and ``symmetric``."""
 
     # 1. an example of each class, with its latent zones
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
     for c, name in enumerate(identity.CLASSES):
         found = None
         for n in ([cfg.escape_n] + [m for m in cfg.ns if m != cfg.escape_n]):
-            hits = np.argwhere(saved[f"n{n}_cls"] == c)
+            hits = np.argwhere(parts[f"n{n}"]["cls"] == c)
             if len(hits):
                 idx = tuple(hits[0])
-                found = (saved[f"n{n}_W"][idx], saved[f"n{n}_b"][idx],
+                found = (parts[f"n{n}"]["W"][idx], parts[f"n{n}"]["b"][idx],
                          f"{name.replace('_', ' ')} (trained, n={n}, "
                          f"{cfg.optimizers[idx[0]][0]}, {cfg.inits[idx[1]]}, lr {cfg.lrs[idx[2]]:g})")
                 break
@@ -78,7 +79,7 @@ def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
     # 3. bias of dead columns vs 1/n
     fig, ax = plt.subplots(figsize=(7, 4))
     for n in cfg.ns:
-        db = saved[f"n{n}_dead_bias"]
+        db = parts[f"n{n}"]["dead_bias"]
         db = db[np.isfinite(db)]
         ax.scatter(np.full(db.size, n) + np.random.default_rng(n).uniform(-0.15, 0.15, db.size), db,
                    s=8, alpha=0.5, color="tab:red")
@@ -90,7 +91,7 @@ def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
     _save(fig, out / "dead_bias.png")
 
     # 4. escape map
-    rec = saved["escape_recovered"].astype(float)
+    rec = parts["escape"]["recovered"].astype(float)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     im = ax.imshow(rec.T, origin="lower", cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(cfg.escape_bias)), [f"{v:+.2f}" for v in cfg.escape_bias], rotation=60, fontsize=7)
@@ -103,13 +104,13 @@ def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
     _save(fig, out / "escape.png")
 
     # 5. the symmetric failure in float64: minimum or saddle
-    if "sym_profile_t" in saved:
-        _symmetric_state(saved, cfg, out / "symmetric_state.png")
+    if "symmetric" in parts:
+        _symmetric_state(parts["symmetric"], cfg, out / "symmetric_state.png")
 
     # 6. the no-bias bound
     fig, ax = plt.subplots(figsize=(6, 4))
     for n in cfg.ns:
-        c = saved[f"n{n}_no_bias_reconstructed"]
+        c = parts[f"n{n}"]["no_bias"]["reconstructed"]
         ax.scatter(np.full(c.size, n) + np.random.default_rng(n).uniform(-0.15, 0.15, c.size), c, s=10, alpha=0.5)
     ax.axhline(4, color="k", ls="--", label="2m = 4")
     ax.set(xlabel="n", ylabel="one-hots reconstructed", title="Without bias: ReLU(W^T W x) reconstructs at most 2m")
@@ -117,32 +118,33 @@ def opt_failure(saved: dict, cfg, by_n: list, out) -> None:
     _save(fig, out / "no_bias.png")
 
 
-def _symmetric_state(saved: dict, cfg, path) -> None:
-    """``opt-failure``'s ``symmetric_state_test``: 1-D loss profiles from the point, escape
-    steps of gradient descent after random perturbations, and AdamW in float32 vs float64."""
+def _symmetric_state(part, cfg, path) -> None:
+    """``opt-failure``'s ``symmetric_state_test`` (its part ``symmetric``): 1-D loss
+    profiles from the point, escape steps of gradient descent after random
+    perturbations, and AdamW in float32 vs float64."""
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
-    t = saved["sym_profile_t"]
+    profile, t = part["profile"], part.coords["t"]
     ax = axes[0]
-    for y, label in zip(saved["sym_profile_tilt"], ("W_dead = t (1, 0)", "W_dead = t (cos pi/7, sin pi/7)",
-                                                    "W_dead = t (1, 0), b_dead - t", "W_dead = t (1, 0), b_dead + t")):
-        ax.plot(t, y, label=label)
-    ax.plot(t, saved["sym_profile_bias_only"], "k--", label="b_dead + t alone")
+    for y, label in zip(profile["tilt"], part.coords["tilt"]):
+        ax.plot(t, y, label=str(label))
+    ax.plot(t, profile["bias_only"], "k--", label="b_dead + t alone")
     ax.set(xlabel="t", ylabel="L - L(point)", title="The post's tilts, live columns held")
     ax.legend(fontsize=7)
     ax = axes[1]
-    ts = saved["sym_profile_small_t"]
-    ax.plot(ts, saved["sym_profile_ray"], label="descent ray (shift live circle, W_dead against it)")
-    ax.plot(ts, saved["sym_profile_steepest"], label="steepest one-sided direction found")
-    ax.plot(ts, saved["sym_profile_H_min"], label="Hessian's most negative eigenvector (kinks fire)")
+    ts = part.coords["t_small"]
+    ax.plot(ts, profile["ray"], label="descent ray (shift live circle, W_dead against it)")
+    ax.plot(ts, profile["steepest"], label="steepest one-sided direction found")
+    ax.plot(ts, profile["H_min"], label="Hessian's most negative eigenvector (kinks fire)")
     ax.axhline(0, color="gray", lw=0.8)
-    low = saved["sym_profile_steepest"].min()
+    low = profile["steepest"].min()
     ax.set(xlabel="t (unit directions)", ylabel="L - L(point)", ylim=(min(-2e-6, 1.5 * low), -3 * low),
            title="All parameters: second-order fall")
     ax.legend(fontsize=7)
     ax = axes[2]
-    r, at = saved["sym_pert_radius"], saved["sym_pert_escape_step"]
+    pert = part["perturbation"]
+    at, rest = pert["escape_step"].ravel(), pert["rest_step"].ravel()
+    r = np.repeat(part.coords["radius"], pert["escape_step"].shape[1])
     jitter = np.exp(np.random.default_rng(0).uniform(-0.15, 0.15, r.size))
-    rest = saved["sym_pert_rest_step"]
     ax.scatter((r * jitter)[at >= 0], at[at >= 0], s=6, alpha=0.4, label="escaped (loss < L - 1e-6)")
     if (rest >= 0).any():
         ax.scatter((r * jitter)[rest >= 0], rest[rest >= 0], s=16, marker="x", color="red",
@@ -155,12 +157,10 @@ def _symmetric_state(saved: dict, cfg, path) -> None:
            title=f"GD (lr {cfg.sym_gd_lr:g}) after {r.size} perturbations")
     ax.legend(fontsize=7)
     ax = axes[3]
-    every = int(saved["sym_adam_log_every"])
-    names = [str(x) for x in saved["sym_adam_optimizers"]]
-    for key, ls in (("float32", "-"), ("float64", "--")):
-        hist = saved[f"sym_adam_history_{key}"]
+    names = [str(x) for x in part.coords["adam_optimizer"]]
+    for hist, key, ls in zip(part["adam"]["history"], part.coords["dtype"], ("-", "--")):
         for i, name in enumerate(names):
-            ax.plot(every * (1 + np.arange(hist.shape[-1])), hist[i], ls, color=f"C{i}", label=f"{name}, {key}")
+            ax.plot(part.coords["adam_step"], hist[i], ls, color=f"C{i}", label=f"{name}, {key}")
     ax.set(xlabel="step", ylabel="L - L(point)", title=f"Adam(W) from the point, lr {cfg.lrs[0]:g}")
     ax.legend(fontsize=7)
     fig.suptitle(f"Symmetric failure at n = {cfg.escape_n}: local minimum or saddle? (float64 unless marked)", y=1.02)

@@ -1,12 +1,24 @@
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmem import construct, data, train
+import jaxmem
+from jaxmem import cli, construct, data, store, studies, train
 from jaxmem.models import relu_output
-from jaxmem.studies.identity import analysis as identity
-from jaxmem.studies.identity import opt_failure
+from jaxmem.studies.opt_failure import analysis as identity
+from jaxmem.studies.opt_failure import opt_failure
+
+#: one tiny run: two n (two parts to resume between), both optimisers and two inits, the
+#: escape grid and the float64 symmetric-state test at the smallest n it takes (6)
+TINY = opt_failure.OptFailureConfig(ns=(4, 6), seeds=4, steps=100, inits=("xavier", "normal"), lrs=(1e-2,),
+                                    no_bias_seeds=2, escape_n=6, escape_steps=50, escape_bias=(-0.1, 0.0),
+                                    escape_weight=(0.0, 1.0), sym_radii=(1e-3, 1e-2), sym_perturbations=2,
+                                    sym_gd_steps=1000, sym_directions=4, sym_adam_steps=100)
+#: the run's ``--set``: recorded in the summary, and part of the config that ``--resume`` checks
+OVERRIDES = {"sym_gd_lr": "0.3"}
 
 
 @pytest.mark.parametrize("n", [3, 4, 7, 12, 50, 100])
@@ -71,41 +83,104 @@ def test_bad_construction_input():
         construct.symmetric_failure(5, n_dead=3)
 
 
-def test_opt_failure_experiment_end_to_end(monkeypatch, tmp_path):
-    from jaxmem import results
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One uninterrupted tiny run (with ``--set sym_gd_lr=0.3``): its folder and summary."""
+    out = tmp_path_factory.mktemp("opt_failure")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(opt_failure.PRESETS, "tiny", TINY)
+        studies.reproduce("opt-failure", "tiny", out, overrides=OVERRIDES, progress=False)
+    return out, json.loads((out / "summary.json").read_text())
 
-    tiny = opt_failure.OptFailureConfig(ns=(4, 7), seeds=6, steps=300, inits=("xavier", "normal"), lrs=(1e-3,),
-                                        no_bias_seeds=2, escape_steps=50, escape_bias=(-0.1, 0.0),
-                                        escape_weight=(0.0, 1.0), sym_radii=(1e-2,), sym_perturbations=2,
-                                        sym_gd_steps=1000, sym_directions=4, sym_adam_steps=100)
-    monkeypatch.setitem(opt_failure.PRESETS, "tiny", tiny)
-    summary = opt_failure.run("tiny", tmp_path, progress=False)
-    by_n = summary["results"]["by_n"]
+
+def test_tiny_run_end_to_end(tiny_run):
+    """Headline numbers against the saved arrays; named dims; every figure."""
+    out, summary = tiny_run
+    assert summary["config"]["overrides"] == OVERRIDES and summary["config"]["sym_gd_lr"] == 0.3
+    assert list(summary["parts"]) == ["n4", "n6", "escape", "symmetric"] and summary["n_runs"] == 2 * 16
+    _, parts = store.open_parts(out)
+    res = summary["results"]
+    by_n = res["by_n"]
+    optimizers, inits = ("adamw", "adam"), ("xavier", "normal")
     assert [(r["n"], r["optimizer"], r["init"]) for r in by_n] == [
-        (n, o, i) for n in (4, 7) for o in ("adamw", "adam") for i in ("xavier", "normal")]
-    saved = results.load_arrays(tmp_path / "runs.npz")
+        (n, o, i) for n in (4, 6) for o in optimizers for i in inits]
     for r in by_n:
-        cls = saved[f"n{r['n']}_cls"][("adamw", "adam").index(r["optimizer"]), ("xavier", "normal").index(r["init"]), 0]
-        assert r["n_seeds"] == 6 and r["failure_rate"] == pytest.approx(np.mean(cls != 0))
+        part = parts[f"n{r['n']}"]
+        cell = (optimizers.index(r["optimizer"]), inits.index(r["init"]), 0)
+        cls = part["cls"][cell]
+        assert r["n_seeds"] == 4 and r["failure_rate"] == pytest.approx(np.mean(cls != 0))
+        assert r["symmetric_failure_rate"] == pytest.approx(np.mean(cls == 1))
         assert r["perfect_rate"] + r["failure_rate"] == pytest.approx(1.0)
         lo, hi = r["failure_wilson"]
         assert lo - 1e-12 <= r["failure_rate"] <= hi + 1e-12
-    table = summary["results"]["failure_table"]
-    assert len(table) == 4 and table[0]["ns"] == [4, 7]
-    assert table[0]["failures"] == [round(r["failure_rate"] * 6) for r in by_n if r["optimizer"] == "adamw"
+    for n in (4, 6):  # the saved classes are those of the saved final params
+        part = parts[f"n{n}"]
+        np.testing.assert_array_equal(identity.classify(part["W"], part["b"])["cls"], part["cls"])
+        counts = part["no_bias"]["reconstructed"]
+        row = next(r for r in res["no_bias"] if r["n"] == n)
+        assert row["max_reconstructed"] == counts.max() <= 4 and row["cross_construction_reconstructed"] == 4
+    table = res["failure_table"]
+    assert len(table) == 4 and table[0]["ns"] == [4, 6]
+    assert table[0]["failures"] == [round(r["failure_rate"] * 4) for r in by_n if r["optimizer"] == "adamw"
                                     and r["init"] == "xavier"]
+    escape = res["escape"]
+    assert escape["recovered"] == parts["escape"]["recovered"].tolist() and escape["unperturbed_stays_failed"]
+    assert escape["unperturbed_final_dead_bias"] == pytest.approx(1 / 6, abs=0.02)
+    sym = res["symmetric_state"]
+    assert sym["answer"] == "saddle" and sym["loss"] == pytest.approx(5 / 36, abs=1e-15)
+    pert = parts["symmetric"]["perturbation"]
+    assert sym["perturbation"]["gd_lr"] == 0.3 and sym["perturbation"]["runs"] == 4
+    assert sym["perturbation"]["escaped"] == int((pert["escape_step"] >= 0).sum())
+    assert [r["runs"] for r in sym["perturbation"]["by_radius"]] == [2, 2]
     # the xavier grid starts from relu_output.init's W for the same keys (the old runs' init)
-    W0 = opt_failure.initial_W(tiny, 4)
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(tiny.seed), 4), 3)
+    W0 = opt_failure.initial_W(TINY, 4)
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(TINY.seed), 4), 3)
     np.testing.assert_array_equal(W0[0, 3], relu_output.init(key, 4, 2)["W"])
     np.testing.assert_allclose(W0[1, 3], W0[0, 3] / np.sqrt(2 / 6), rtol=1e-6)  # normal = xavier / its std
-    sym = summary["results"]["symmetric_state"]
-    assert sym["answer"] == "saddle" and sym["loss"] == pytest.approx(6 / 49, abs=1e-15)
-    assert summary["results"]["escape"]["unperturbed_stays_failed"]
+    ds = jaxmem.load(out)
+    assert not [d for d in ds.dims if "_dim" in str(d)]
+    assert ds["n4/W"].dims == ("optimizer", "init", "lr", "seed", "neuron", "feature")
+    assert ds["n6/W"].dims[-1] == "n6/feature" and ds["n4/no_bias/reconstructed"].dims == ("no_bias_seed",)
+    assert list(ds["init"].values) == list(inits) and list(ds["optimizer"].values) == list(optimizers)
+    assert ds["escape/recovered"].dims == ("escape_bias", "escape_weight")
+    assert ds["symmetric/perturbation/escape_step"].dims == ("radius", "draw")
+    assert ds["symmetric/adam/history"].dims == ("dtype", "adam_optimizer", "adam_step")
     for name in ("columns_by_class", "failure_rate", "dead_bias", "escape", "no_bias", "symmetric_state"):
-        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
-    again = opt_failure.run("tiny", tmp_path, resume=True, progress=False)
-    assert again["results"]["by_n"] == by_n
+        assert (out / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_resume_after_the_first_n_trains_only_the_rest(tiny_run, monkeypatch, tmp_path):
+    """Killed after part ``n4``: ``--resume`` with another ``--set`` is refused naming the
+    field; with the same one it trains only ``n6`` on, and equals the uninterrupted run."""
+    monkeypatch.setitem(opt_failure.PRESETS, "tiny", TINY)
+    real, calls = opt_failure.train_grid, []
+
+    def killed_at_the_second(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(opt_failure, "train_grid", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        studies.reproduce("opt-failure", "tiny", tmp_path, overrides=OVERRIDES, progress=False, draw=False)
+    assert calls == [4, 6] and list(store.open_parts(tmp_path)[1]) == ["n4"]
+    with pytest.raises(ValueError, match="sym_gd_lr"):
+        studies.reproduce("opt-failure", "tiny", tmp_path, resume=True, overrides={"sym_gd_lr": "0.2"})
+    monkeypatch.setattr(opt_failure, "train_grid", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    resumed = studies.reproduce("opt-failure", "tiny", tmp_path, resume=True, overrides=OVERRIDES, progress=False,
+                                draw=False)
+    assert calls == [4, 6, 6] and resumed["resumed_parts"] == ["n4"]
+    assert json.loads((tmp_path / "summary.json").read_text())["results"] == tiny_run[1]["results"]
+
+
+@pytest.mark.slow
+def test_plot_redraws_a_saved_run(tiny_run):
+    out, _ = tiny_run
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    assert cli.main(["plot", str(out)]) == 0
+    assert len(before) == 6 and all(p.stat().st_mtime_ns > before[p.name] for p in out.glob("*.png"))
 
 
 @pytest.mark.parametrize("name, n, std, bound", [
@@ -131,6 +206,12 @@ def test_inits_match_their_closed_forms(name, n, std, bound):
         opt_failure.OptFailureConfig(inits=("xavier", "he"))
     with pytest.raises(ValueError, match="escape_n must be an integer >= 6 .*got 5"):
         opt_failure.OptFailureConfig(escape_n=5)
+    with pytest.raises(ValueError, match="sym_adam_steps must be a positive integer, got 0"):
+        opt_failure.OptFailureConfig(sym_adam_steps=0)
+    with pytest.raises(ValueError, match="lrs must be positive"):
+        opt_failure.OptFailureConfig(lrs=(1e-3, 0.0))
+    with pytest.raises(ValueError, match="ns must be"):
+        opt_failure.OptFailureConfig(ns=(2, 4))
 
 
 def test_symmetric_failure_constrained_optimum_in_float64():

@@ -1,1 +1,0 @@
-"""The identity study: its experiments, analysis and figures."""
