@@ -20,7 +20,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from jaxmem import data, results, train
+from jaxmem import data, devices, train
 from jaxmem.models import fused
 
 #: (label, n, T, sparsity, sparse input)
@@ -94,7 +94,7 @@ def main():
     args = parser.parse_args()
     fused.CHUNK_ELEMENTS = args.chunk_elements
     paths = args.paths.split(",")
-    out = {"date": time.strftime("%Y-%m-%d"), **results.environment(), "steps": args.steps,
+    out = {"date": time.strftime("%Y-%m-%d"), **devices.environment(), "steps": args.steps,
            "repeats": args.repeats, "chunk_elements": args.chunk_elements, "load_before": _load(),
            **ceilings(args.repeats), "cases": {}}
     for label, n, T, sparsity, sparse in CASES:

@@ -25,7 +25,7 @@ import statistics
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmem import results
+from jaxmem import devices, store
 from jaxmem.studies.grokking import grok, parity_grid
 
 
@@ -83,9 +83,9 @@ def main() -> None:
                         help="time each hidden-size group of the paper grid at STEPS steps and extrapolate")
     args = parser.parse_args()
     if args.paper_estimate:
-        out = {**paper_estimate(args.paper_estimate), **results.environment()}
+        out = {**paper_estimate(args.paper_estimate), **devices.environment()}
         if args.json:
-            results.save_json(args.json, out)
+            store.save_json(args.json, out)
         return
     cfg = parity_grid.PRESETS["quick" if args.quick else "paper"]
     if args.steps:
@@ -97,14 +97,14 @@ def main() -> None:
            "loop_models_per_second": n_models / loop["train_seconds"],
            "vs_loop": loop["train_seconds"] / program["train_seconds"],
            "vs_loop_with_compile": (loop["train_seconds"] + loop["compile_seconds"])
-           / (program["train_seconds"] + program["compile_seconds"]), **results.environment()}
+           / (program["train_seconds"] + program["compile_seconds"]), **devices.environment()}
     print(f"{n_models} models x {cfg.steps} steps on {out['backend']} ({out['cpu']}): "
           f"grid {program['train_seconds']:.2f} s ({out['program_models_per_second']:.2f} models/s, "
           f"compile {program['compile_seconds']:.1f} s), loop {loop['train_seconds']:.2f} s "
           f"({out['loop_models_per_second']:.2f} models/s, {loop['compiles']} compiles, "
           f"{loop['compile_seconds']:.1f} s); vs_loop {out['vs_loop']:.2f} (with compile {out['vs_loop_with_compile']:.2f})")
     if args.json:
-        results.save_json(args.json, out)
+        store.save_json(args.json, out)
 
 
 if __name__ == "__main__":

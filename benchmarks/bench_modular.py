@@ -17,7 +17,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from jaxmem import results
+from jaxmem import devices, store
 from jaxmem.studies.grokking import modular_addition
 
 
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="source,float32")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     args = parser.parse_args()
-    out = {"steps": args.steps, **results.environment(), "by_precision": {}}
+    out = {"steps": args.steps, **devices.environment(), "by_precision": {}}
     for precision in args.precisions.split(","):
         cfg = dataclasses.replace(modular_addition.PRESETS["quick"], steps=args.steps, n_history=10,
                                   precision=precision)
@@ -75,7 +75,7 @@ def main() -> None:
                   f"{f['model_steps_per_second']:7.0f} model-steps/s (compile {f['compile_seconds']:.1f} s)", flush=True)
     print(f"on {out['backend']} ({out['cpu']}), {args.steps} steps, median of {args.repeats} after a warm-up")
     if args.json:
-        results.save_json(args.json, out)
+        store.save_json(args.json, out)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ import time
 import numpy as np
 import torch
 
-from jaxmem import results
+from jaxmem import devices
 from jaxmem.studies.smdd import smdd
-from jaxmem.sweep import run_sweep
+from jaxmem.studies.smdd.sweep import run_sweep
 from jaxmem.train import Hyper
 
 
@@ -120,8 +120,8 @@ def summarize(cfg, sweep, repeats: int, measured) -> dict:
     n_runs = len(sweep.T) * sweep.data_seeds * sweep.init_seeds
     preset_steps = smdd.PRESETS["quick"][0].steps
     out = {
-        "date": time.strftime("%Y-%m-%d"), **results.environment(), "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "device": results.cpu_model(),
+        "date": time.strftime("%Y-%m-%d"), **devices.environment(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "device": devices.cpu_model(),
         "steps": cfg.steps, "jax_fused": cfg.fused, "repeats": repeats, "T": list(sweep.T), "n_features": cfg.n_features,
         "data_seeds": sweep.data_seeds, "init_seeds": sweep.init_seeds, "n_runs": n_runs,
         "instances_per_T": sweep.data_seeds * sweep.init_seeds,

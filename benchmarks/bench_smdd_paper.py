@@ -17,10 +17,10 @@ import dataclasses
 import json
 import time
 
-from jaxmem import results
+from jaxmem import devices
 from jaxmem.buckets import plan_buckets
 from jaxmem.studies.smdd import smdd
-from jaxmem.sweep import run_sweep
+from jaxmem.studies.smdd.sweep import run_sweep
 
 
 def time_bucket(cfg, sweep, sizes, steps: int) -> dict:
@@ -58,7 +58,7 @@ def main():
     for b in buckets:
         work = b.padded * len(b.sizes) * sweep.data_seeds * cfg.steps * cfg.n_features
         total += work / rate.get(b.padded, largest or min(rate.values()))
-    out = {"date": time.strftime("%Y-%m-%d"), **results.environment(), "buckets": [list(b.sizes) for b in buckets],
+    out = {"date": time.strftime("%Y-%m-%d"), **devices.environment(), "buckets": [list(b.sizes) for b in buckets],
            "timed": rows, "preset_steps": cfg.steps, "estimated_train_seconds": total}
     print(f"smdd {args.preset} preset: estimated training time {total / 60:.1f} min on {out['devices'][0]} "
           f"({len(buckets)} buckets, {cfg.steps} steps)")

@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxmem import results, train
+from jaxmem import devices, train
 from jaxmem.studies.smdd import smdd
-from jaxmem.sweep import init_key, run_sweep, training_set
+from jaxmem.studies.smdd.sweep import init_key, run_sweep, training_set
 
 
 def notebook_train(cfg, key, x):
@@ -95,7 +95,7 @@ def main():
     timings = {"sweep": (sweep_s, sweeps[0].compile_seconds),
                "loop": time_loop(cfg, sweep, "notebook", repeats),
                "same_code_loop": time_loop(cfg, sweep, "jaxmem", repeats)}
-    out = {"date": time.strftime("%Y-%m-%d"), **results.environment(),
+    out = {"date": time.strftime("%Y-%m-%d"), **devices.environment(),
            "n_runs": n_runs, "steps": steps, "T": list(sweep.T), "n_features": cfg.n_features,
            "repeats": repeats, "sweep_pad_ratio": sweeps[0].pad_ratio, "sweep_buckets": len(sweeps[0].buckets),
            "sweep_bucket_train_seconds": sweeps[0].bucket_train_seconds}

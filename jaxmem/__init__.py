@@ -3,11 +3,12 @@
 The core: ``run_grid`` (any model over a named grid of seeds, dataset sizes and
 hyperparameters; ``jaxmem.train``), ``load`` (a saved run as an ``xarray.Dataset``),
 ``data`` (sparse-feature datasets), ``tasks`` (modular addition, parity), ``mnist``,
-``models`` (pure model functions), ``sweep`` (the SMDD sweep on ``run_grid``),
-``devices`` (the run mesh), ``cache`` (the persistent compilation cache), ``metrics``,
-``dstar`` (maximal data dimensionality), ``stats`` (rank correlation), ``store`` (the
-run folder: parts, resume, ``load``). ``jaxmem.studies`` holds one folder per study (smdd, dstar, grokking,
-identity): its experiments (what ``jaxmem reproduce NAME`` runs), analysis and figures.
+``models`` (pure model functions), ``devices`` (the run mesh), ``cache`` (the
+persistent compilation cache), ``metrics``, ``dstar`` (maximal data dimensionality),
+``stats`` (rank correlation), ``store`` (the run folder: parts, resume, ``load``).
+``jaxmem.studies`` holds one folder per study (smdd with its sweep, dstar, grokking,
+opt_failure): its experiments (what ``jaxmem reproduce NAME`` runs, one protocol),
+analysis and figures.
 
 Names load on first use, so that ``jaxmem``'s command line can set up JAX's devices
 before JAX starts.
@@ -16,7 +17,7 @@ import importlib
 
 __version__ = "0.1.0"  # as pyproject.toml
 
-_MODULES = ("cache", "data", "devices", "dstar", "metrics", "models", "results", "stats", "store", "studies", "sweep",
+_MODULES = ("cache", "data", "devices", "dstar", "metrics", "models", "stats", "store", "studies",
             "tasks", "mnist", "train")
 _NAMES = {"run_grid": "jaxmem.train", "GridResult": "jaxmem.train", "load": "jaxmem.store",
           "enable_compilation_cache": "jaxmem.cache"}

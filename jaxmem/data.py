@@ -13,7 +13,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxmem.validate import in_range, positive_int
 
@@ -68,8 +67,9 @@ def sparse_features(key, n_samples, n_features, sparsity, normalize=True) -> jax
     return _rows(key, 0, int(n_samples), int(n_features), float(sparsity), normalize)
 
 
-def _compress(x_TxN: jax.Array, k: int) -> tuple[SparseRows, jax.Array]:
-    """Keep the non-zeros of each row (in index order); also return the count per row."""
+def compress(x_TxN: jax.Array, k: int) -> tuple[SparseRows, jax.Array]:
+    """Dense rows -> ``SparseRows`` of their first ``k`` non-zeros (in index order), and the
+    count of non-zeros per row (more than ``k``: some were dropped)."""
     n = x_TxN.shape[-1]
     nonzero = x_TxN != 0
     # top_k of a decreasing score puts the non-zero columns first, in index order.
@@ -90,16 +90,19 @@ def sparse_rows(key, n_samples, n_features, sparsity, normalize=True, k=None, ch
     k = max_nonzeros(n_features, sparsity) if k is None else int(k)
     rows, chunk = int(n_samples), int(min(chunk, n_samples))
     n_chunks = -(-rows // chunk)
-    out, count = _sparse_chunks(key, n_chunks, chunk, int(n_features), float(sparsity), normalize, k)
+    out, count = sparse_chunks(key, n_chunks, chunk, int(n_features), float(sparsity), normalize, k)
     if int(count.max()) > k:  # cannot happen in practice; never truncate silently
         return sparse_rows(key, n_samples, n_features, sparsity, normalize, int(count.max()), chunk)
     return jax.tree.map(lambda a: a.reshape(n_chunks * chunk, k)[:rows], out)
 
 
 @jax.jit(static_argnums=(1, 2, 3, 4, 5, 6))
-def _sparse_chunks(key, n_chunks, chunk, n_features, sparsity, normalize, k):
+def sparse_chunks(key, n_chunks, chunk, n_features, sparsity, normalize, k):
+    """``(SparseRows [n_chunks, chunk, k], counts [n_chunks, chunk])``: rows ``0 ..
+    n_chunks * chunk - 1`` of ``sparse_rows``, made ``chunk`` at a time (jitted, the
+    sizes static)."""
     def one_chunk(c):
-        return _compress(_rows(key, c * chunk, chunk, n_features, sparsity, normalize), k)
+        return compress(_rows(key, c * chunk, chunk, n_features, sparsity, normalize), k)
 
     return jax.lax.map(one_chunk, jnp.arange(n_chunks))
 
@@ -108,25 +111,6 @@ def to_dense(rows: SparseRows, n_features: int) -> jax.Array:
     """``SparseRows [..., T, k]`` -> dense ``[..., T, n_features]``."""
     one_hot = jax.nn.one_hot(rows.indices, n_features, dtype=rows.values.dtype)
     return jnp.einsum("...tk,...tkn->...tn", rows.values, one_hot)
-
-
-def repeat_points(x, n_points: int, repeats: int):
-    """Replace rows ``n_points .. repeats * n_points - 1`` by copies of the first ``n_points``.
-
-    Each of the first ``n_points`` rows then appears ``repeats`` times among the first
-    ``repeats * n_points`` rows, so in every set of ``T >= repeats * n_points`` rows
-    (Jermyn's repeated-datapoint comment in SMDD), and the sets of one seed still nest.
-    Works on dense arrays ``[T, n]`` and on ``SparseRows``.
-    """
-    first = jax.tree.leaves(x)[0]
-    T = first.shape[-2]
-    if n_points < 0 or repeats < 1 or n_points * repeats > T:
-        raise ValueError(f"cannot repeat {n_points} points {repeats} times in {T} rows")
-    if (repeats - 1) * n_points == 0:
-        return x
-    src = np.arange(T)
-    src[: n_points * repeats] %= n_points
-    return jax.tree.map(lambda a: a[..., src, :], x)
 
 
 def identity(n_features: int) -> jax.Array:

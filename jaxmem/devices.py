@@ -8,6 +8,10 @@ every process.
 """
 from __future__ import annotations
 
+import os
+import platform
+from pathlib import Path
+
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
@@ -71,3 +75,25 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
         raise ValueError(f"--distributed: {err} Outside SLURM, Open MPI, Kubernetes or Cloud TPU, give "
                          "--coordinator HOST:PORT --num-processes N --process-id I (the same "
                          "coordinator and N for every process, I = 0..N-1)") from err
+
+
+def environment() -> dict:
+    """Backend, devices and CPU model, for ``summary.json`` and benchmarks."""
+    return {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+            "cpu": cpu_model(), "jax": jax.__version__}
+
+
+def device_info() -> dict:
+    """``backend``, ``devices`` and ``cpu``: the fields every ``summary.json`` starts with."""
+    env = environment()
+    return {"backend": env["backend"], "devices": env["devices"], "cpu": env["cpu"]}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -273,17 +273,3 @@ def from_record(cls, record: dict):
                 value = _tuples(value)
         kwargs[f.name] = value
     return cls(**kwargs)
-
-
-def record_overrides(config: dict, overrides: dict | None) -> dict:
-    """``config`` (the dict a module records in ``summary.json``) with ``"overrides"``
-    added when there are any, so that ``--resume`` tells the runs apart."""
-    if overrides:
-        config["overrides"] = dict(overrides)
-    return config
-
-
-def choose(presets: dict, name: str, seeds: int | None = None, overrides: dict | None = None,
-           field: str = "seeds"):
-    """The preset ``name`` with ``--seeds`` (into ``field``) and ``--set`` (``overrides``) applied."""
-    return override(with_seeds(pick(presets, name), seeds, field=field), overrides)

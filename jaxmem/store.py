@@ -187,6 +187,27 @@ def load_json(path) -> dict:
         raise ValueError(f"{path}: not readable JSON ({err})") from None
 
 
+def finite_or_none(x) -> float | None:
+    """``float(x)``, or None (JSON null) where ``x`` is NaN or infinite."""
+    return float(x) if np.isfinite(x) else None
+
+
+def save_arrays(path, arrays: Mapping) -> None:
+    """A flat ``name -> array`` dict to the ``.npz`` file ``path``, atomically (engine checkpoints)."""
+    _atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+
+
+def load_arrays(path) -> dict:
+    """The arrays of an ``.npz`` file; ``ValueError`` naming the file if it is not one."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from err
+
+
 def save_parts(path, parts: Mapping[str, Part]) -> None:
     """Every part's arrays into one ``.npz``: keys ``part/name`` (``name`` alone for the
     part ``""``), with ``__dims__`` (JSON: key -> dims) and ``__coords__/part/dim``."""
@@ -203,19 +224,13 @@ def save_parts(path, parts: Mapping[str, Part]) -> None:
         for dim, values in part.coords.items():
             entries[f"{COORDS_KEY}/{part_name}/{dim}"] = values
     entries[DIMS_KEY] = np.array(json.dumps({"parts": list(parts), "dims": dims}))
-    _atomic_write(Path(path), lambda f: np.savez_compressed(f, **entries))
+    save_arrays(path, entries)
 
 
 def load_parts(path) -> dict[str, Part]:
     """The parts saved by ``save_parts`` (arrays, dims, coords; no timings)."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            entries = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from err
+    entries = load_arrays(path)
     if DIMS_KEY not in entries:
         raise ValueError(f"{path}: has no {DIMS_KEY} entry; it was not written by this version of jaxmem's "
                          f"store (rerun the experiment into a new folder)")

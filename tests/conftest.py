@@ -19,7 +19,7 @@ def key():
 @pytest.fixture
 def tiny_smdd(monkeypatch):
     from jaxmem.studies.smdd import smdd
-    from jaxmem.sweep import Sweep
+    from jaxmem.studies.smdd.sweep import Sweep
     from jaxmem.train import TrainConfig
 
     tiny = (TrainConfig(n_features=40, n_hidden=2, steps=40, n_history=4),

@@ -1,4 +1,4 @@
-"""The studies, one folder each (smdd, dstar, grokking, identity). The experiments behind
+"""The studies, one folder each (smdd, dstar, grokking, opt_failure). The experiments behind
 ``jaxmem reproduce NAME`` follow one protocol (``jaxmem.studies.protocol``: ``PRESETS``,
 ``run(cfg, store)``, ``summarize``, ``draw``); ``reproduce(NAME, preset, out, ...)`` runs one."""
 from __future__ import annotations

@@ -178,7 +178,7 @@ def header(name: str, preset: str, rec: dict, parts: Mapping[str, Part], overrid
     """The ``summary.json`` header: this machine, the jaxmem version, runs and timings
     summed over the parts (``wall_seconds``: the time each part took when it ran)."""
     from jaxmem import __version__
-    from jaxmem.results import device_info
+    from jaxmem.devices import device_info
 
     n_diverged = sum(int(np.sum(v)) for p in parts.values()
                      for k, v in run_store.flatten(p.arrays).items() if k.rsplit("/", 1)[-1] == "diverged")

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmem import devices, results
+from jaxmem import devices, store
 from jaxmem.buckets import plan_buckets
 from jaxmem.devices import SPLIT, WHOLE
 from jaxmem.progress import Progress
@@ -285,13 +285,13 @@ def _train_bucket(model, statics, data, aux, axes, points, rows, root, mesh, chu
     if done_path is not None and done_path.exists():
         _say(f"{which} loaded from {done_path}")
         progress.update(n_runs * sched.steps, f"{label}: loaded from {done_path}")
-        return _unflatten(programs.result_shape, results.load_arrays(done_path)), compile_seconds, 0.0, "loaded"
+        return _unflatten(programs.result_shape, store.load_arrays(done_path)), compile_seconds, 0.0, "loaded"
     sets = programs.make_sets(inputs)
     states = programs.start(runs)
     records, first, how = [], 0, ""
     chunk_path = None if path is None else path.with_suffix(".chunk.npz")
     if chunk_path is not None and chunk_path.exists():
-        saved = results.load_arrays(chunk_path)
+        saved = store.load_arrays(chunk_path)
         first = int(saved.pop("chunk"))
         states, so_far = _unflatten((programs.state_shape, programs.result_shape["history"]), saved)
         states, records = jax.device_put(states, devices.by_run(mesh)), [so_far]
@@ -310,12 +310,12 @@ def _train_bucket(model, statics, data, aux, axes, points, rows, root, mesh, chu
         progress.update(n_runs * chunk_records * sched.log_every, f"{label}: {n_runs} runs, step {done}/{sched.steps}")
         if chunk_path is not None and c + 1 < n_chunks:
             so_far = jax.tree.map(lambda *a: np.concatenate(a, axis=1), *records)
-            results.save_arrays(chunk_path, {**_flatten((devices.to_host(states), so_far)), "chunk": np.array(c + 1)})
+            store.save_arrays(chunk_path, {**_flatten((devices.to_host(states), so_far)), "chunk": np.array(c + 1)})
     all_records = jax.tree.map(lambda *a: np.concatenate(a, axis=1), *records)
     out = devices.to_host(programs.evaluate(states, jax.device_put(all_records, devices.by_run(mesh)), runs, sets))
     out = jax.tree.map(lambda a: np.asarray(a[:n_runs]), out)
     if done_path is not None:
-        results.save_arrays(done_path, _flatten(out))
+        store.save_arrays(done_path, _flatten(out))
         if chunk_path.exists():
             chunk_path.unlink()
     return out, compile_seconds, train_seconds, how

@@ -3,7 +3,7 @@ the shared loop (``train.loop``) and optimiser builder (``train.optim``).
 
 ``train`` maps one run (key, data, weights, ``Hyper``) to final params and a loss
 history; ``jax.vmap`` of it trains many. What is static lives in ``TrainConfig``; what
-varies lives in ``Hyper`` and is traced. Whole sweeps go through ``jaxmem.sweep``
+varies lives in ``Hyper`` and is traced. Whole sweeps go through ``jaxmem.studies.smdd.sweep``
 (``run_grid``).
 """
 from __future__ import annotations

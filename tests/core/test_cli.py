@@ -103,19 +103,21 @@ def test_show_and_plot_name_a_missing_or_corrupt_summary(tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
 
 
-def test_plot_names_what_it_cannot_redraw(tmp_path, capsys, monkeypatch, tiny_smdd):
+def test_plot_names_what_it_cannot_redraw(tmp_path, capsys, monkeypatch):
+    from jaxmem.store import Part, RunStore
+    from jaxmem.studies import protocol
+
     _fake_summary(tmp_path / "old")
     assert cli.main(["plot", str(tmp_path / "old")]) == 2
     assert "no run.json" in capsys.readouterr().err
-    assert cli.main(["reproduce", "smdd", "--preset", "tiny", "--out", str(tmp_path / "run")]) == 0
-    manifest = json.loads((tmp_path / "run" / "run.json").read_text())
-    (tmp_path / "run" / "run.json").write_text(json.dumps({**manifest, "experiment": "nonsense"}))
-    capsys.readouterr()
-    assert cli.main(["plot", str(tmp_path / "run")]) == 2
+    for name, experiment in (("nonsense", "nonsense"), ("smdd", "smdd")):
+        runs = RunStore(tmp_path / name, experiment, "quick", protocol.record(smdd, smdd.PRESETS["quick"]))
+        runs.save("", Part({"test_loss": [1.0]}, {"test_loss": ("T",)}))
+        runs.finish(_fake_summary(tmp_path / name, experiment=experiment))
+    assert cli.main(["plot", str(tmp_path / "nonsense")]) == 2
     assert "unknown experiment 'nonsense'" in capsys.readouterr().err
-    (tmp_path / "run" / "run.json").write_text(json.dumps(manifest))
     monkeypatch.delattr(smdd, "draw")
-    assert cli.main(["plot", str(tmp_path / "run")]) == 2
+    assert cli.main(["plot", str(tmp_path / "smdd")]) == 2
     assert "smdd has no figures to redraw" in capsys.readouterr().err
 
 

@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from jax import monitoring
 
 from jaxmem.cache import default_cache_dir
-from jaxmem.sweep import Sweep, run_sweep
+from jaxmem.studies.smdd.sweep import Sweep, run_sweep
 from jaxmem.train import TrainConfig
 
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"  # one per XLA compile, cached or not
@@ -54,7 +55,7 @@ import collections, json, sys
 from jax import monitoring
 from jaxmem import cli
 from jaxmem.studies.smdd import smdd
-from jaxmem.sweep import Sweep
+from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 
 counts = collections.Counter()
@@ -79,6 +80,7 @@ def _cli_cache_events(out: Path, cache: Path) -> dict:
     return json.loads(run.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_next_command_loads_bucket_programs_from_the_persistent_cache(tmp_path):
     cache = tmp_path / "cache"
     first = _cli_cache_events(tmp_path / "first", cache)

@@ -45,19 +45,6 @@ def test_bad_input_names_the_value(key, args, bad):
         data.sparse_features(key, *args)
 
 
-def test_repeat_points(key):
-    x = data.sparse_features(key, 20, 30, 0.8)
-    r = np.asarray(data.repeat_points(x, 2, 4))
-    for i in range(2):
-        assert sum(np.array_equal(row, r[i]) for row in r) == 4
-    np.testing.assert_array_equal(r[8:], np.asarray(x[8:]))  # the rest unchanged
-    np.testing.assert_array_equal(r[:12], np.asarray(data.repeat_points(x[:12], 2, 4)))  # sets nest
-    rows = data.repeat_points(data.sparse_rows(key, 20, 30, 0.8), 2, 4)
-    np.testing.assert_allclose(np.asarray(data.to_dense(rows, 30)), r, rtol=1e-6)
-    with pytest.raises(ValueError, match="repeat 5 points 5 times in 20 rows"):
-        data.repeat_points(x, 5, 5)
-
-
 def test_identity():
     np.testing.assert_array_equal(np.asarray(data.identity(7)), np.eye(7))
     with pytest.raises(ValueError, match="-1"):

@@ -7,7 +7,7 @@ import pytest
 from jaxmem import presets, store, studies
 from jaxmem.studies import protocol
 from jaxmem.studies.smdd import smdd
-from jaxmem.sweep import Sweep
+from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 
 

@@ -11,17 +11,18 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from jaxmem import cli, store, studies
 from jaxmem.studies.smdd import smdd
-from jaxmem.sweep import Sweep
+from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 
 # one bucket (T = 5, 6) x 3 data seeds = 6 runs: padded to 8, 2 on each of 4 devices
 SWEEP_CHILD = f"""
 import json, sys
 import numpy as np
-from jaxmem.sweep import Sweep, run_sweep
+from jaxmem.studies.smdd.sweep import Sweep, run_sweep
 from jaxmem.train import TrainConfig
 
 arrays = {{}}
@@ -40,7 +41,7 @@ CLI_CHILD = f"""
 import sys
 from jaxmem import cli
 from jaxmem.studies.smdd import smdd
-from jaxmem.sweep import Sweep
+from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 
 smdd.PRESETS["tiny"] = {TINY!r}
@@ -64,6 +65,7 @@ def _sweep_on(devices: int, tmp_path) -> tuple[dict, int]:
     return arrays, json.loads(out.stdout.splitlines()[-1])["devices"]
 
 
+@pytest.mark.slow
 def test_runs_split_over_four_devices_equal_one_device(tmp_path):
     one, one_devices = _sweep_on(1, tmp_path)
     four, four_devices = _sweep_on(4, tmp_path)

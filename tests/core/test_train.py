@@ -5,7 +5,7 @@ import optax
 import pytest
 
 from jaxmem import data, train
-from jaxmem.sweep import Sweep, holdout_key, init_key, run_sweep, training_set
+from jaxmem.studies.smdd.sweep import Sweep, holdout_key, init_key, run_sweep, training_set
 from jaxmem.train import optim, relu
 
 
@@ -97,6 +97,7 @@ def test_sweep_equals_loop_of_single_runs_with_best_of_init():
                 np.testing.assert_allclose(a["hidden"][cell][:T], h, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_diverging_run_is_flagged_and_the_others_keep_their_results():
     cfg = train.TrainConfig(n_features=30, n_hidden=2, steps=20, n_history=4)
     good = Sweep(T=(5, 9), sparsity=0.8, data_seeds=1, lr=(1e-2,), n_test=16)
@@ -123,6 +124,7 @@ def test_bad_config():
         train.TrainConfig(n_features=10, steps=-5)
 
 
+@pytest.mark.slow
 def test_same_seed_and_settings_give_identical_numbers():
     cfg = train.TrainConfig(n_features=30, n_hidden=2, steps=20, n_history=4)
     sweep = Sweep(T=(4, 9), sparsity=0.8, data_seeds=2, n_test=16)
@@ -137,6 +139,7 @@ class _Killed(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_equals_the_uninterrupted_sweep(tmp_path):
     from jaxmem.progress import Progress
 
@@ -167,7 +170,7 @@ def test_resume_after_a_kill_equals_the_uninterrupted_sweep(tmp_path):
 
 @pytest.mark.parametrize("elements", [1e3, 3e5, 2e7, 1e9])
 def test_memory_planner_respects_the_budget(elements):
-    from jaxmem.sweep import BYTES_PER_ELEMENT, runs_per_batch
+    from jaxmem.studies.smdd.sweep import BYTES_PER_ELEMENT, runs_per_batch
 
     budget = 64 * 2**30
     for n_runs in (1, 7, 500):
@@ -178,13 +181,14 @@ def test_memory_planner_respects_the_budget(elements):
 
 
 def test_memory_planner_refuses_a_run_that_cannot_fit():
-    from jaxmem.sweep import runs_per_batch
+    from jaxmem.studies.smdd.sweep import runs_per_batch
 
     with pytest.raises(ValueError, match=r"T=1e5 needs about 2235\.2 GiB, more than the 12\.0 GiB"):
         runs_per_batch(4, 1e5 * 1e6, backend="gpu", memory_bytes=24 * 2**30, label="T=1e5")
 
 
-def test_repeated_points_in_a_sweep_match_data_repeat_points():
+@pytest.mark.slow
+def test_repeated_points_in_a_sweep_match_repeat_points():
     cfg = train.TrainConfig(n_features=30, n_hidden=2, steps=20, n_history=4)
     sweep = Sweep(T=(9, 12), sparsity=0.8, data_seeds=1, n_test=16, repeat=(2, 3))
     a = run_sweep(cfg, sweep, progress=False, runs_batch=1).arrays

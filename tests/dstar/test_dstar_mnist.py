@@ -107,6 +107,7 @@ def test_minibatches_cover_the_real_rows_once_per_epoch(key, n_pad):
     assert not np.array_equal(first, grid_mod._minibatch(5, key, batch, weights, 5)[0]["x"])  # reshuffled
 
 
+@pytest.mark.slow
 def test_padded_minibatch_run_equals_unpadded(key):
     """``n_train`` 40 of 53 rows (the rest junk) trains as the 40 rows alone."""
     data = _problem(key, n=40)
@@ -142,6 +143,7 @@ def test_seed_and_weight_decay_grid_equals_single_runs_and_keeps_checkpoints(key
     _close(_run(_run(grid.checkpoints, 0), 1), _run(five.params, 0))
 
 
+@pytest.mark.slow
 def test_traced_horizon_equals_a_shorter_run(key):
     data = _problem(key)
     kw = {"lr": 1e-2, "weight_decay": 0.1, "batch_size": 16}

@@ -10,7 +10,8 @@ import optax
 import pytest
 
 import jaxmem
-from jaxmem import cli, construct, studies, tasks
+from jaxmem import cli, studies, tasks
+from jaxmem.studies.grokking import construct
 from jaxmem.models import modular, parity
 from jaxmem.store import flatten, open_parts
 from jaxmem.studies import protocol
@@ -241,6 +242,7 @@ def _plain_optax_run(cfg, n, hid, wd, seed):
     return params, np.array(train_loss), np.array(test_accuracy)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [0, 1])
 def test_grid_equals_plain_optax_runs_alone(batch):
     """The grid (padded to the largest train set; vmapped, or lax.map) gives the numbers
@@ -261,6 +263,7 @@ def test_grid_equals_plain_optax_runs_alone(batch):
         np.testing.assert_allclose(alone["history"].train_loss[0], train_loss, rtol=2e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_buckets_change_only_round_off_and_seeds_are_their_own():
     """Train sizes in buckets (``max_pad_ratio=1.3``) or one padded set: the same runs up
     to round-off; a seed's numbers do not depend on the other seeds in its grid."""
@@ -275,6 +278,7 @@ def test_buckets_change_only_round_off_and_seeds_are_their_own():
     np.testing.assert_array_equal(alone["history"].test_loss, padded["history"].test_loss[runs["seed"] == 2])
 
 
+@pytest.mark.slow
 def test_modular_seeds_and_axes_are_laid_out_in_order():
     """``train_seeds`` over an lr axis: runs in (lr, seed) order, each the run trained alone."""
     cfg = modular_addition.ModularConfig(p=11, n_embed=6, n_hidden=8, seeds=2, steps=20, n_history=2,
@@ -398,6 +402,7 @@ def _saved_results(out) -> dict:
     return json.loads((out / "summary.json").read_text())["results"]
 
 
+@pytest.mark.slow
 def test_parity_grid_tiny_run_matches_its_saved_arrays(tiny_parity, tmp_path):
     """Headline numbers from the saved grid; an override is recorded, and --resume with
     another refused naming the field."""
@@ -490,6 +495,7 @@ def test_modular_addition_resumes_after_a_kill(tiny_modular, tmp_path, monkeypat
             np.testing.assert_array_equal(flatten(a[name].arrays)[key], value, err_msg=f"{name}/{key}")
 
 
+@pytest.mark.slow
 def test_grokking_lr_tiny_run_matches_its_saved_arrays(tiny_lr, tmp_path):
     out = tmp_path / "glr"
     summary = studies.reproduce("grokking-lr", "tiny", out, overrides={"model.steps": "20"})

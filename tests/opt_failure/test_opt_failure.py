@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import jaxmem
-from jaxmem import cli, construct, data, store, studies, train
+from jaxmem import cli, data, store, studies, train
+from jaxmem.studies.opt_failure import construct
 from jaxmem.models import relu_output
 from jaxmem.studies.opt_failure import analysis as identity
 from jaxmem.studies.opt_failure import opt_failure

@@ -10,7 +10,7 @@ from jaxmem.store import open_parts
 from jaxmem.models import relu_output
 from jaxmem.studies.smdd import settings as smdd_settings
 from jaxmem.studies.smdd import smdd
-from jaxmem.sweep import Sweep, data_key, fresh_batch, fresh_rows, init_key, run_sweep
+from jaxmem.studies.smdd.sweep import Sweep, data_key, fresh_batch, fresh_rows, init_key, repeat_points, run_sweep
 
 
 def test_fresh_batches_differ_per_step_and_repeat_per_key(key):
@@ -30,6 +30,7 @@ def test_fresh_batches_differ_per_step_and_repeat_per_key(key):
     np.testing.assert_allclose(fresh.max(-1).mean(), fixed.max(-1).mean(), rtol=0.03)
 
 
+@pytest.mark.slow
 def test_fresh_sweep_equals_a_hand_built_loop():
     """A fresh run (split over 3 chunks of steps) trains on ``fresh_batch(key, step)`` at
     every step, as a plain optax loop does; train.train(fresh=...) does the same."""
@@ -99,3 +100,16 @@ def test_smdd_run_adds_the_infinite_data_line(tiny_smdd, tmp_path):
     no_line = studies.reproduce("smdd", "tiny", tmp_path / "none", overrides={"infinite_batch": "0"}, draw=False)
     assert no_line["results"]["infinite"] is None and no_line["n_runs"] == 4
     assert no_line["results"]["by_T"] == summary["results"]["by_T"]
+
+
+def test_repeat_points(key):
+    x = data.sparse_features(key, 20, 30, 0.8)
+    r = np.asarray(repeat_points(x, 2, 4))
+    for i in range(2):
+        assert sum(np.array_equal(row, r[i]) for row in r) == 4
+    np.testing.assert_array_equal(r[8:], np.asarray(x[8:]))  # the rest unchanged
+    np.testing.assert_array_equal(r[:12], np.asarray(repeat_points(x[:12], 2, 4)))  # sets nest
+    rows = repeat_points(data.sparse_rows(key, 20, 30, 0.8), 2, 4)
+    np.testing.assert_allclose(np.asarray(data.to_dense(rows, 30)), r, rtol=1e-6)
+    with pytest.raises(ValueError, match="repeat 5 points 5 times in 20 rows"):
+        repeat_points(x, 5, 5)

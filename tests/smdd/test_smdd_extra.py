@@ -12,6 +12,7 @@ from jaxmem.studies.smdd import repeat as smdd_repeat
 from jaxmem.studies.smdd import variants as smdd_variants
 
 
+@pytest.mark.slow
 def test_mean_loss_with_eps_over_n_trains_exactly_as_the_sum_loss(key):
     """Adam's update m / (sqrt(v) + eps) is unchanged when gradients and eps shrink alike."""
     cfg = train.TrainConfig(n_features=50, n_hidden=2, steps=80, n_history=8, eps=1e-4)

@@ -18,7 +18,7 @@ from jaxmem.studies.smdd import modelwise as smdd_modelwise
 from jaxmem.studies.smdd import per_setting, phase, settings, sparsity, steps, wd
 from jaxmem.studies.smdd import repeat as smdd_repeat
 from jaxmem.studies.smdd import variants as smdd_variants
-from jaxmem.sweep import Sweep, data_key, holdout_key
+from jaxmem.studies.smdd.sweep import Sweep, data_key, holdout_key
 
 CFG = train.TrainConfig(n_features=60, n_hidden=2, steps=60, n_history=10)
 SWEEP = Sweep(T=(8, 20), sparsity=0.9, data_seeds=2, n_test=200, max_pad_ratio=10.0)  # one bucket
@@ -174,6 +174,7 @@ def test_smdd_phase_killed_after_its_first_part_resumes_only_with_the_same_confi
         np.testing.assert_array_equal(parts[label]["W"], part["W"])
 
 
+@pytest.mark.slow
 def test_smdd_wd_holds_every_weight_decay_in_one_part(monkeypatch, tmp_path):
     monkeypatch.setitem(wd.PRESETS, "tiny", (CFG, SWEEP, (0.0, 1.0)))
     summary = studies.reproduce("smdd-wd", "tiny", tmp_path)
@@ -191,6 +192,7 @@ def test_smdd_wd_holds_every_weight_decay_in_one_part(monkeypatch, tmp_path):
     assert (tmp_path / "test_loss.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_smdd_steps_one_part_per_training_length_and_resume(monkeypatch, tmp_path):
     monkeypatch.setitem(steps.PRESETS, "tiny", (CFG, SWEEP, (30, 60)))
     full = studies.reproduce("smdd-steps", "tiny", tmp_path / "full")
@@ -203,6 +205,7 @@ def test_smdd_steps_one_part_per_training_length_and_resume(monkeypatch, tmp_pat
     interrupted_then_resumed(monkeypatch, "smdd-steps", tmp_path / "killed", full)
 
 
+@pytest.mark.slow
 def test_smdd_sparsity_moves_T_with_the_sparsity_and_resumes(monkeypatch, tmp_path):
     monkeypatch.setitem(sparsity.PRESETS, "tiny", (CFG, SWEEP, (0.8, 0.9)))
     full = studies.reproduce("smdd-sparsity", "tiny", tmp_path / "full")
@@ -220,6 +223,7 @@ def test_smdd_sparsity_moves_T_with_the_sparsity_and_resumes(monkeypatch, tmp_pa
     interrupted_then_resumed(monkeypatch, "smdd-sparsity", tmp_path / "killed", full)
 
 
+@pytest.mark.slow
 def test_variants_tiny_run_evaluates_each_model_as_configured(monkeypatch, tmp_path):
     monkeypatch.setitem(smdd_variants.PRESETS, "tiny", (CFG, SWEEP))
     full = studies.reproduce("smdd-variants", "tiny", tmp_path / "full")
@@ -272,6 +276,7 @@ def test_modelwise_reads_the_phase_grid_and_equals_its_own_training(monkeypatch,
                           overrides={"steps": "7"})
 
 
+@pytest.mark.slow
 def test_repeat_slot_tiny_run(monkeypatch, tmp_path):
     sweep = dataclasses.replace(SWEEP, T=(20,))
     monkeypatch.setitem(smdd_repeat.SLOT_PRESETS, "tiny", (CFG, sweep, (1, 3)))
@@ -295,6 +300,7 @@ def test_repeat_slot_tiny_run(monkeypatch, tmp_path):
     assert cli.main(["plot", str(tmp_path)]) == 0
 
 
+@pytest.mark.slow
 def test_repeat_map_counts_learned_features_per_run_and_resumes(monkeypatch, tmp_path):
     sweep = dataclasses.replace(SWEEP, T=(20,))  # the shapes of the test above: no new compile
     monkeypatch.setitem(smdd_repeat.PRESETS, "tiny", (CFG, sweep, (1, 3)))

@@ -23,7 +23,7 @@ from jaxmem import store as run_store
 from jaxmem.store import Part
 from jaxmem.studies.smdd import figures, smdd
 from jaxmem.studies.smdd.per_setting import sweep_part
-from jaxmem.sweep import Sweep
+from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 
 DESCRIPTION = "D* curves of the training examples for every T of an smdd sweep (--from DIR or run it)"

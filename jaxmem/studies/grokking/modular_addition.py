@@ -15,7 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmem import construct, results, tasks
+from jaxmem import tasks
+from jaxmem.store import finite_or_none
+from jaxmem.studies.grokking import construct
 from jaxmem.models import modular
 from jaxmem.store import Part
 from jaxmem.studies.grokking import figures as figures_grok
@@ -270,8 +272,8 @@ def analyse(part: Part) -> dict:
     for s in range(h.train_loss.shape[0]):
         freq = fourier.neuron_frequencies(part["w_input"][s])
         runs.append({"seed": s, "outcome": grok.OUTCOMES[o["outcome"][s]],
-                     "memorise_step": results.finite_or_none(o["memorise_step"][s]),
-                     "generalise_step": results.finite_or_none(o["generalise_step"][s]),
+                     "memorise_step": finite_or_none(o["memorise_step"][s]),
+                     "generalise_step": finite_or_none(o["generalise_step"][s]),
                      "plateau_steps": int(o["plateau_steps"][s]),
                      "final_train_accuracy": float(h.train_accuracy[s, -1]),
                      "final_test_accuracy": float(h.test_accuracy[s, -1]),

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmem import results, tasks
+from jaxmem import tasks
+from jaxmem.store import finite_or_none
 from jaxmem.models import parity
 from jaxmem.progress import Progress
 from jaxmem.store import Part
@@ -214,7 +215,7 @@ def summarize(parts: dict, cfg: ParityConfig) -> dict:
     per_run = [{"train_size": int(runs["train_size"][i]), "hidden": int(runs["hidden"][i]),
                 "weight_decay": float(runs["weight_decay"][i]), "seed": int(runs["seed"][i]),
                 "outcome": grok.OUTCOMES[a["loss_outcome"][i]], "accuracy_outcome": grok.OUTCOMES[a["outcome"][i]],
-                **{k: results.finite_or_none(a[k][i]) for k in ("max_loss_ratio", "min_train_loss", "min_test_loss",
+                **{k: finite_or_none(a[k][i]) for k in ("max_loss_ratio", "min_train_loss", "min_test_loss",
                                                                 "memorise_step", "generalise_step")},
                 "relevant_share": float(a["relevant_share"][i])} for i in range(n_runs)]
     return {"outcomes": grok.outcome_counts(a["loss_outcome"]), "accuracy_outcomes": grok.outcome_counts(a["outcome"]),

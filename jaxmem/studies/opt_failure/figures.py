@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxmem import construct
+from jaxmem.studies.opt_failure import construct
 from jaxmem.plotting import plt
 from jaxmem.plotting import save as _save
 from jaxmem.studies.opt_failure import analysis as identity

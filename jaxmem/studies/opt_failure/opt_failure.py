@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmem import construct, data, train
+from jaxmem import data, train
+from jaxmem.studies.opt_failure import construct
 from jaxmem.models import relu_output
 from jaxmem.store import Part, on_grid
 from jaxmem.studies.opt_failure import analysis as identity

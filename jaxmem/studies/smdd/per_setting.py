@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from jaxmem.store import Part, on_grid
-from jaxmem.sweep import Sweep, run_sweep
+from jaxmem.studies.smdd.sweep import Sweep, run_sweep
 from jaxmem.train import Schedule, TrainConfig
 
 #: the dims after the sweep grid of each array ``run_sweep`` returns

@@ -16,7 +16,7 @@ from jaxmem.studies.smdd import figures
 from jaxmem.studies.smdd.per_setting import (diverged_runs, distinct_labels, first_cell, run_variants,
                                              tuple_record)
 from jaxmem.studies.smdd.smdd import _log_grid, zero_output_loss
-from jaxmem.sweep import Sweep
+from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 from jaxmem.validate import positive_int
 

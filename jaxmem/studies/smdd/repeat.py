@@ -30,7 +30,7 @@ from jaxmem.studies.smdd import figures
 from jaxmem.studies.smdd import figures_extra as figures_smdd_extra
 from jaxmem.studies.smdd.per_setting import diverged_runs, distinct_labels, run_variants, tuple_record
 from jaxmem.studies.smdd.smdd import _log_grid
-from jaxmem.sweep import Sweep, data_key
+from jaxmem.studies.smdd.sweep import Sweep, data_key
 from jaxmem.train import TrainConfig
 from jaxmem.validate import positive_int
 

@@ -21,7 +21,7 @@ from jaxmem.studies.smdd import figures
 from jaxmem.studies.smdd.per_setting import diverged_runs, distinct_labels, run_variants
 from jaxmem.studies.smdd.phase import bump_T
 from jaxmem.studies.smdd.smdd import _log_grid
-from jaxmem.sweep import Sweep
+from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 from jaxmem.validate import positive_int
 

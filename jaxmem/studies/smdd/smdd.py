@@ -12,7 +12,7 @@ import numpy as np
 from jaxmem import metrics
 from jaxmem.studies.smdd import figures
 from jaxmem.studies.smdd.per_setting import sweep_part
-from jaxmem.sweep import Sweep
+from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 
 DESCRIPTION = "SMDD double descent: dimensionality, vectors, test loss and norms vs T (m = 2)"

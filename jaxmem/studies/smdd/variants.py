@@ -31,7 +31,7 @@ from jaxmem.studies.smdd import figures_extra as figures_smdd_extra
 from jaxmem.studies.smdd.per_setting import diverged_runs, first_cell, run_variants, tuple_record
 from jaxmem.studies.smdd.phase import bump_T
 from jaxmem.studies.smdd.smdd import _log_grid, zero_output_loss
-from jaxmem.sweep import Sweep
+from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 
 DESCRIPTION = "SMDD double descent with a hidden ReLU and with the loss averaged over features (Hobbhahn)"

@@ -58,7 +58,7 @@ class Sweep:
     n_test: int = 10_000
     seed: int = 0
     max_pad_ratio: float = 1.3
-    repeat: tuple[int, int] = (0, 1)  # (points, R): the first points appear R times in each set (data.repeat_points)
+    repeat: tuple[int, int] = (0, 1)  # (points, R): the first points appear R times in each set (repeat_points)
     fresh: bool = False  # infinite data: a new batch of T samples every step
 
     def __post_init__(self):
@@ -88,6 +88,25 @@ class Sweep:
     @property
     def grid_axes(self) -> tuple[str, ...]:
         return ("T", "lr", "weight_decay", "init_scale", "data_seed")
+
+
+def repeat_points(x, n_points: int, repeats: int):
+    """Replace rows ``n_points .. repeats * n_points - 1`` by copies of the first ``n_points``.
+
+    Each of the first ``n_points`` rows then appears ``repeats`` times among the first
+    ``repeats * n_points`` rows, so in every set of ``T >= repeats * n_points`` rows
+    (Jermyn's repeated-datapoint comment in SMDD), and the sets of one seed still nest.
+    Works on dense arrays ``[T, n]`` and on ``SparseRows``.
+    """
+    first = jax.tree.leaves(x)[0]
+    T = first.shape[-2]
+    if n_points < 0 or repeats < 1 or n_points * repeats > T:
+        raise ValueError(f"cannot repeat {n_points} points {repeats} times in {T} rows")
+    if (repeats - 1) * n_points == 0:
+        return x
+    src = np.arange(T)
+    src[: n_points * repeats] %= n_points
+    return jax.tree.map(lambda a: a[..., src, :], x)
 
 
 class SweepResult(NamedTuple):
@@ -125,7 +144,7 @@ def training_set(sweep: Sweep, n_features: int, T: int, data_seed: int):
     """Dense ``[T, n]``: the training set of size ``T`` and seed ``data_seed``."""
     points, R = sweep.repeat
     x = data.sparse_features(data_key(sweep, data_seed), T, n_features, sweep.sparsity)
-    return data.repeat_points(x, points, R)
+    return repeat_points(x, points, R)
 
 
 def step_key(key, step):
@@ -279,9 +298,9 @@ def smdd_model(cfg: TrainConfig, sparsity: float, repeat: tuple, fresh: bool, k:
         as_dense = use_dense(rows, cfg.n_features, sparsity) if dense is None else dense
         if fresh:
             x = fresh_rows(key, rows, cfg.n_features, sparsity, k)
-            return x if as_dense else data._compress(x, k)[0]
-        x = jax.tree.map(lambda a: a[0], data._sparse_chunks(key, 1, rows, cfg.n_features, sparsity, True, k)[0])
-        x = data.repeat_points(x, *repeat) if repeat[0] * (repeat[1] - 1) > 0 else x
+            return x if as_dense else data.compress(x, k)[0]
+        x = jax.tree.map(lambda a: a[0], data.sparse_chunks(key, 1, rows, cfg.n_features, sparsity, True, k)[0])
+        x = repeat_points(x, *repeat) if repeat[0] * (repeat[1] - 1) > 0 else x
         return data.to_dense(x, cfg.n_features) if as_dense else x
 
     def evaluate(params, x, weights, hp, test):
