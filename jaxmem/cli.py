@@ -132,6 +132,7 @@ def reproduce(args) -> int:
             raise UsageError(f"{flag} {given}: " + ("is not a folder" if Path(given).exists() else "no such folder"))
     if (args.coordinator, args.num_processes, args.process_id) != (None, None, None) and not args.distributed:
         raise UsageError("--coordinator, --num-processes and --process-id go with --distributed")
+    one_cpu_device_per_core()  # before anything imports JAX (the study modules do)
     from jaxmem import presets, studies
     from jaxmem.studies import protocol
 
@@ -145,7 +146,6 @@ def reproduce(args) -> int:
         print(f"{args.name} --preset {args.preset}: the resolved config (nothing trained)")
         print(json.dumps(protocol.record(module, cfg), indent=2, default=str))
         return 0
-    one_cpu_device_per_core()
 
     import jax  # keep `--help`, `show` and `--version` fast
 

@@ -6,8 +6,9 @@ An experiment module (``jaxmem.studies.<study>.<name>``) declares
 - ``PRESETS``: preset name -> a frozen config (a dataclass, or a tuple of them and of
   plain values named by ``SET_NAMES``, e.g. ``{2: "hidden_sizes"}``);
 - ``SEEDS``: the config field that ``--seeds`` sets (None: it takes no ``--seeds``);
-- ``OPTIONS`` (optional): which of ``source`` (``--from``) and ``data_dir`` (``--data``)
-  it takes;
+- ``OPTIONS`` (optional): which of ``source`` (``--from``, a saved run whose config
+  it then takes: ``--set`` and ``--seeds`` are refused with it) and ``data_dir``
+  (``--data``) it takes;
 - ``run(cfg, store)``: trains, saving each named part through ``store.part(name, compute)``
   (``compute() -> Part`` runs only for parts not saved yet);
 - ``summarize(parts, cfg) -> dict``: the headline numbers, from the saved parts alone;
@@ -59,9 +60,14 @@ def record(module, cfg) -> dict:
     config each member under its class name (or its ``SET_NAMES`` name)."""
     if hasattr(module, "record"):
         return module.record(cfg)
+    return default_record(cfg, getattr(module, "SET_NAMES", None))
+
+
+def default_record(cfg, names: Mapping | None = None) -> dict:
+    """A dataclass's fields, or each member of a tuple under its class name (or ``names[i]``)."""
     if dataclasses.is_dataclass(cfg):
         return dataclasses.asdict(cfg)
-    names = getattr(module, "SET_NAMES", None) or {}
+    names = names or {}
     return {names.get(i, type(m).__name__): dataclasses.asdict(m) if dataclasses.is_dataclass(m) else m
             for i, m in enumerate(cfg)}
 
@@ -145,6 +151,8 @@ def reproduce(name: str, preset: str = "quick", out=None, *, seeds: int | None =
     module = studies.get(name)
     cfg = configure(module, preset, seeds, overrides)
     options = options_of(module, source, data_dir)
+    if "source" in options and (overrides or seeds is not None):
+        raise ValueError(f"--set and --seeds do not apply with --from: {name} takes its config from the source run")
     rec = record(module, cfg)
     if options:
         rec = {**rec, "options": options}

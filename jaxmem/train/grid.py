@@ -6,7 +6,8 @@ A model is two pure functions, ``init(key, hp) -> params`` and ``loss(params, ba
 ``module.apply``). The grid is a dict ``axis -> values``; its runs are the product of the
 values, in the axes' order. ``seed`` picks the init key, ``data_seed`` the dataset (with a
 callable ``data``), ``n_train`` how many of the dataset's first rows a run trains on (the
-rest weigh 0); every other axis is traced and passed in ``hp``. Dataset sizes are grouped
+rest weigh 0); every other axis is traced and passed in ``hp`` (a misspelt axis that no
+function reads is not detected: its runs come out identical). Dataset sizes are grouped
 into padded buckets (``buckets.plan_buckets``), one program per bucket; a bucket's runs
 are split over every device (``jax.shard_map`` on a 1-D mesh, across processes after
 ``jax.distributed.initialize()``) and mapped on each device ``runs_batch`` vmapped at a

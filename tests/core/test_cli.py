@@ -135,3 +135,9 @@ def test_the_command_line_makes_one_cpu_device_per_core():
     kept = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"})
     assert told.stdout.split()[-1] == "3" and kept.stdout.split()[-1] == "1", told.stderr + kept.stderr
+    # `reproduce` asks before the study modules import JAX (a bad --set stops it just after)
+    code = ("from jaxmem import cli; cli.main(['reproduce', 'smdd', '--out', 'x', '--set', 'T=3,3']); "
+            "import jax; print(len(jax.devices()))")
+    cli_run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env={**env, "JAXMEM_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu"})
+    assert cli_run.stdout.split()[-1] == "2", cli_run.stderr

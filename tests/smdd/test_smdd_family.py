@@ -271,7 +271,7 @@ def test_modelwise_reads_the_phase_grid_and_equals_its_own_training(monkeypatch,
     assert own["n_runs"] == phase_run["n_runs"] and [r["T"] for r in own["results"]["by_T"]] == [8, 20]
     with pytest.raises(ValueError, match="not an smdd-phase run"):
         studies.reproduce("smdd-modelwise", "tiny", tmp_path / "x", source=tmp_path / "own")
-    with pytest.raises(ValueError, match="--set do not apply with --from"):
+    with pytest.raises(ValueError, match="do not apply with --from"):
         studies.reproduce("smdd-modelwise", "tiny", tmp_path / "y", source=tmp_path / "phase",
                           overrides={"steps": "7"})
 

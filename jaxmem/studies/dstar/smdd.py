@@ -51,8 +51,6 @@ def run(cfg, store) -> None:
         swept = store.part("smdd", lambda: sweep_part(train, sweep, store, "smdd"))
         store.part("dstar", lambda: dstar_part(swept, n_runs=0))
         return
-    if cfg not in PRESETS.values():
-        raise ValueError("--set and --seeds do not apply with --from: the sweep is the source's")
     swept, info = read_source(source)
     store.part("dstar", lambda: dstar_part(swept, n_runs=int(len(swept.coords["T"]) * len(swept.coords["data_seed"])),
                                            info=info))

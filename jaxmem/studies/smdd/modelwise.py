@@ -95,8 +95,6 @@ def run(cfg, store) -> None:
         parts = run_variants(smdd_phase.variants(cfg), store)
         store.part("modelwise", lambda: curves_part(cfg, parts, cfg[1].T, {}))
         return
-    if cfg not in PRESETS.values():
-        raise ValueError("--seeds and --set do not apply with --from: the config is the source's")
 
     def read():
         phase_cfg, parts, phase_record = _from_phase(source)

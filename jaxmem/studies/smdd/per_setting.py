@@ -3,12 +3,12 @@ static: m, steps, sparsity, ...), each saved as it finishes so that ``--resume``
 the ones already done."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Sequence
 
 import numpy as np
 
 from jaxmem.store import Part, on_grid
+from jaxmem.studies.protocol import default_record
 from jaxmem.studies.smdd.sweep import Sweep, run_sweep
 from jaxmem.train import Schedule, TrainConfig
 
@@ -73,9 +73,7 @@ def tuple_record(cfg: tuple, names: dict | None = None, **constants) -> dict:
     """A tuple config as the protocol records it by default (each member under its class
     name or its ``names`` name), with ``constants`` (module constants the results depend
     on, e.g. ``learned_threshold``) beside it."""
-    names = names or {}
-    return {**{names.get(i, type(m).__name__): dataclasses.asdict(m) if dataclasses.is_dataclass(m) else m
-               for i, m in enumerate(cfg)}, **constants}
+    return {**default_record(cfg, names), **constants}
 
 
 def distinct_labels(name: str, labels: Sequence[str]) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from jaxmem import metrics
 from jaxmem.studies.smdd import figures
-from jaxmem.studies.smdd.per_setting import sweep_part
+from jaxmem.studies.smdd.per_setting import sweep_part, tuple_record
 from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 
@@ -43,10 +43,8 @@ SET_NAMES = {2: "infinite_batch"}
 
 
 def record(cfg) -> dict:
-    train, sweep, batch = cfg
-    infinite_sweep(sweep, batch)  # refuses a bad batch before anything is written
-    return {"TrainConfig": dataclasses.asdict(train), "Sweep": dataclasses.asdict(sweep), "infinite_batch": batch,
-            "learned_threshold": metrics.LEARNED_THRESHOLD}
+    infinite_sweep(cfg[1], cfg[2])  # refuses a bad batch before anything is written
+    return tuple_record(cfg, SET_NAMES, learned_threshold=metrics.LEARNED_THRESHOLD)
 
 
 def infinite_sweep(sweep: Sweep, batch: int) -> Sweep | None:
