@@ -22,9 +22,10 @@ SPLIT = PartitionSpec(RUNS)  # leading (run) axis split over the mesh
 WHOLE = PartitionSpec()  # a full copy on every device
 
 
-def run_mesh() -> Mesh:
-    """A 1-D mesh with axis ``runs`` over ``jax.devices()`` (all processes' devices)."""
-    return Mesh(np.array(jax.devices()), (RUNS,))
+def run_mesh(limit: int | None = None) -> Mesh:
+    """A 1-D mesh with axis ``runs`` over ``jax.devices()`` (all processes' devices), or
+    over the first ``limit`` of them."""
+    return Mesh(np.array(jax.devices()[:limit]), (RUNS,))
 
 
 def by_run(mesh: Mesh) -> NamedSharding:

@@ -265,6 +265,8 @@ def _train_bucket(model, statics, data, aux, axes, points, rows, root, mesh, chu
     sched = statics.sched
     runs, data_keys = _runs(statics, axes, points, root)
     n_runs = len(points)
+    if n_runs < mesh.size and jax.process_count() == 1:  # no device trains a padding copy alone
+        mesh = devices.run_mesh(limit=n_runs)
     runs = jax.device_put(devices.pad_runs(runs, devices.padded_count(n_runs, mesh)), devices.by_run(mesh))
     per_device = runs["n_train"].shape[0] // mesh.size
     if runs_batch is None:
