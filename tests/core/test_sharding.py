@@ -84,6 +84,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_split_a_sweep_and_process_zero_writes_out(monkeypatch, tmp_path):
     out = tmp_path / "out"
     args = ["reproduce", "smdd", "--preset", "tiny", "--out", str(out), "--distributed",
