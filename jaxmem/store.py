@@ -397,8 +397,11 @@ class RunStore:
         self._record(name)
         save_json(self.out / name, obj)
 
-    def figure_written(self, name: str) -> None:
-        self._record(name)
+    def figures_written(self, names) -> None:
+        """Record figures drawn after ``finish`` (so ``--overwrite`` may delete them)."""
+        for name in names:
+            self._record(name)
+        self._write_manifest(self.status)
 
     def finish(self, summary: dict) -> None:
         """Write ``summary.json``, drop the checkpoints, and mark the run finished."""

@@ -167,10 +167,7 @@ def reproduce(name: str, preset: str = "quick", out=None, *, seeds: int | None =
     summary["results"] = _summarize(module, parts, cfg, summary)
     runs.finish(summary)
     if draw and summary["results"] is not None and hasattr(module, "draw"):
-        drawn = draw_figures(module, parts, summary, cfg, out)
-        for f in drawn:
-            runs.figure_written(f)
-        runs.finish(summary)
+        runs.figures_written(draw_figures(module, parts, summary, cfg, out))
     return summary
 
 
