@@ -1,4 +1,4 @@
-"""The `smdd` quick sweep: an instance-axis PyTorch trainer (SPEC §5) vs jaxmem's ``run_sweep``.
+"""The `smdd` quick sweep: an instance-axis PyTorch trainer (docs/sources.md §5) vs jaxmem's ``run_sweep``.
 
 The PyTorch side is written the way users run this sweep today (the toy-model notebook,
 the interpretability course's double-descent exercise): a model with an instance axis

@@ -1,4 +1,4 @@
-"""Synthetic data of SMDD (Henighan et al. 2023, §1 of SPEC.md) and small fixed datasets.
+"""Synthetic data of SMDD (Henighan et al. 2023, docs/sources.md §1) and small fixed datasets.
 
 Each feature is 0 with probability ``sparsity`` and otherwise uniform on [0, 1); every
 row is then rescaled to unit L2 norm (an all-zero row stays zero). Row ``t`` of a set is
@@ -114,6 +114,6 @@ def to_dense(rows: SparseRows, n_features: int) -> jax.Array:
 
 
 def identity(n_features: int) -> jax.Array:
-    """The one-hot dataset ``X = I_n`` of the optimisation-failure post (SPEC §4)."""
+    """The one-hot dataset ``X = I_n`` of the optimisation-failure post (docs/sources.md §4)."""
     positive_int("n_features", n_features)
     return jnp.eye(int(n_features), dtype=jnp.float32)

@@ -1,4 +1,4 @@
-"""Datasets of the grokking experiments (SPEC §3): modular addition and sparse parity.
+"""Datasets of the grokking experiments (docs/sources.md §3): modular addition and sparse parity.
 
 Each returns a ``Split``: fixed train and test sets as arrays, with per-example train
 weights so that train sets of different sizes pad to one shape (and vmap together).

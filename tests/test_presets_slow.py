@@ -40,7 +40,7 @@ def test_modular_addition_quick_shows_the_plateau(tmp_path):
         if run["generalise_step"] is not None:
             assert 2 <= len(run["key_frequencies"]) <= 6 and run["key_share"] > 0.9
             assert run["plateau_steps"] >= 5000
-    assert r["unfactored"]["generalised"] == 0  # SPEC §3: the unfactored model does not
+    assert r["unfactored"]["generalised"] == 0  # docs/sources.md §3: the unfactored model does not
     square = np.array(r["constructed"]["square_accuracy"])
     assert np.all(square[:, np.array(r["constructed"]["n_neurons"]) > 4] == 1.0)
 

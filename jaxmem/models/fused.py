@@ -1,6 +1,6 @@
 """Fused ``T x n`` part of the ReLU-output loss: its gradient without ``T x n`` tensors.
 
-The loss of ``x' = ReLU(W^T W x + b)`` (Henighan et al. 2023, SPEC §1) has one part
+The loss of ``x' = ReLU(W^T W x + b)`` (Henighan et al. 2023, docs/sources.md §1) has one part
 that touches every (example t, feature i) pair: the row errors
 
     e_t = sum_i (ReLU(z_ti) - x_ti)^2,    z_ti = w_i . h_t + b_i,    h_t = W x_t,

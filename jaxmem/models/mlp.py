@@ -1,6 +1,6 @@
 """One-hidden-layer ReLU MLP classifier: ``logits = ReLU(x W1 + b1) W2 + b2``.
 
-The classifier of Hobbhahn's D* experiments on MNIST (SPEC §2); D* is measured
+The classifier of Hobbhahn's D* experiments on MNIST (docs/sources.md §2); D* is measured
 on its hidden vectors ``ReLU(x W1 + b1)``. Parameters are a dict
 ``{"W1": [n_in, h], "b1": [h], "W2": [h, n_out], "b2": [n_out]}``; every
 function maps one example ``[n_in]`` or any batch ``[..., n_in]``.

@@ -1,4 +1,4 @@
-"""The one-hidden-layer MLP of the grokking explorable for ``(a + b) mod p`` (SPEC §3).
+"""The one-hidden-layer MLP of the grokking explorable for ``(a + b) mod p`` (docs/sources.md §3).
 
 Pearce et al. 2023, "Do Machine Learning Models Memorize or Generalize?" (PAIR):
 ``logits = act(W_input[a] + W_input[b]) W_output``. The factored model writes

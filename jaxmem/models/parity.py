@@ -1,4 +1,4 @@
-"""The one-hidden-layer MLP of the explorable's sparse-parity task (SPEC §3).
+"""The one-hidden-layer MLP of the explorable's sparse-parity task (docs/sources.md §3).
 
 ``z = ReLU([x, 1] W_in) w_out``: the input gets a constant 1 so the hidden bias is a
 row of ``W_in`` (decayed like every weight, as in the explorable), and a single

@@ -1,6 +1,6 @@
 """The ReLU-output toy model with tied weights: ``x' = ReLU(W^T W x + b)``.
 
-Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (SPEC §1).
+Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (docs/sources.md §1).
 Parameters are a dict ``{"W": [m, n], "b": [n]}``; every function maps one example
 ``[n]`` or any batch ``[..., n]``.
 """

@@ -42,7 +42,7 @@ class Logged:
 class TrainConfig(Logged):
     """Static settings: shapes, step counts and choices that change the program.
 
-    Defaults are SMDD's (SPEC §1): 50,000 full-batch AdamW steps, 5% linear warm-up
+    Defaults are SMDD's (docs/sources.md §1): 50,000 full-batch AdamW steps, 5% linear warm-up
     then half-cosine decay to 0, Adam betas (0.9, 0.999), eps 1e-8, loss summed over
     features. ``schedule="constant"`` keeps the lr at its peak after the warm-up (from
     step 0 with ``warmup_frac=0``).

@@ -1,6 +1,6 @@
 """``dstar-mnist``: maximal data dimensionality D* of an MNIST MLP classifier.
 
-Hobbhahn, "More findings on maximal data dimensionality" (SPEC §2). A one-hidden-
+Hobbhahn, "More findings on maximal data dimensionality" (docs/sources.md §2). A one-hidden-
 layer ReLU MLP is trained on a subset of MNIST; D* of every training point is the
 leverage of its hidden vector (``dstar.exact``, in float64 by default so that
 ``sum D* = rank = live neurons`` holds). The classifier trains through the

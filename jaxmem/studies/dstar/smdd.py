@@ -1,6 +1,6 @@
 """``dstar-smdd``: D* curves of the training examples for every T of an ``smdd`` sweep.
 
-Hobbhahn, "More findings on maximal data dimensionality" (SPEC §2): before the switch
+Hobbhahn, "More findings on maximal data dimensionality" (docs/sources.md §2): before the switch
 from memorising to generalising the curves should be high and flat, after it lower and
 sloped, with a plateau for the examples carried by the learned features.
 

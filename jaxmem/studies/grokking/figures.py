@@ -1,4 +1,4 @@
-"""Figures of the grokking experiments (SPEC §3), drawn from the saved per-run arrays."""
+"""Figures of the grokking experiments (docs/sources.md §3), drawn from the saved per-run arrays."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Fourier analysis of modular-addition models (SPEC §3; Nanda et al. 2023, "Progress
+"""Fourier analysis of modular-addition models (docs/sources.md §3; Nanda et al. 2023, "Progress
 measures for grokking via mechanistic interpretability"; PAIR's explorable).
 
 Along an axis of length ``p`` (odd) a vector ``w`` is

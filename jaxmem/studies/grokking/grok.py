@@ -3,7 +3,7 @@
 ``grid_model`` turns a model (``apply``, an init from a key) into ``run_grid``'s
 ``init``, per-example ``loss`` and ``observe`` (train/test loss and accuracy at every
 history point); ``fit`` trains a grid of them with ``jaxmem.train.run_grid`` in the
-explorable's setting (SPEC §3): AdamW with decoupled decay (or SGD with momentum) and a
+explorable's setting (docs/sources.md §3): AdamW with decoupled decay (or SGD with momentum) and a
 constant learning rate on the full training set. Every numeric setting (lr, weight
 decay, betas, init scale) is a traced grid axis; static choices (optimizer, decay, loss,
 step count) live in ``GrokConfig``. A study seed ``s`` (grid axis ``RUN_SEED``) draws

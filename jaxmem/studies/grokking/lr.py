@@ -1,5 +1,5 @@
 """``grokking-lr``: what learning rate, optimizer, loss and initial scale do to grokking
-on the explorable's main modular-addition model (SPEC §3, the discussion of Vaintrob &
+on the explorable's main modular-addition model (docs/sources.md §3, the discussion of Vaintrob &
 Kaarel).
 
 Claims checked: larger learning rates grok faster and more reliably up to an optimum

@@ -1,5 +1,5 @@
 """``modular-addition``: grokking ``(a + b) mod p`` with the explorable's MLP, its Fourier
-anatomy, and the constructed circular solution (SPEC §3; Pearce et al. 2023).
+anatomy, and the constructed circular solution (docs/sources.md §3; Pearce et al. 2023).
 
 All seeds of a variant train in one ``run_grid`` (``grok.fit``), a part of the results
 each; the factored (tied-embedding) model is compared with the unfactored one, which the
@@ -31,7 +31,7 @@ DESCRIPTION = "Grokking modular addition (p = 67) with the explorable's main mod
 class ModularConfig:
     """Defaults are the explorable's main model, from its published training code
     (``server-side/grokking/MLP_Modular_Addition.ipynb``, "config for the main model used
-    in the post"; SPEC §3): unordered pairs ``a <= b``, 40% for training; embedding 500,
+    in the post"; docs/sources.md §3): unordered pairs ``a <= b``, 40% for training; embedding 500,
     24 hidden neurons, tied unembedding; haiku's init; loss ``-mean(onehot *
     log_softmax)`` (cross-entropy / p); full-batch AdamW, lr 1e-3, weight decay 1.0,
     betas (0.9, 0.98), 50,000 steps; run as that code runs under ``jax_enable_x64``

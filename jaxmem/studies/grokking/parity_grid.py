@@ -1,4 +1,4 @@
-"""``parity-grid``: when does a one-hidden-layer MLP grok sparse parity? (SPEC §3)
+"""``parity-grid``: when does a one-hidden-layer MLP grok sparse parity? (docs/sources.md §3)
 
 The explorable's grid of train size x hidden size x weight decay x 9 seeds (1,125
 models) trains with ``run_grid`` (``grok.fit``), one grid per hidden size: train sets

@@ -1,6 +1,6 @@
 """Analysis of the toy autoencoder on the identity, ``ReLU(W^T W x + b)`` on ``X = I_n``.
 
-"Optimization Failure" blog post on SMDD's toy model (SPEC §4). Thresholds are
+"Optimization Failure" blog post on SMDD's toy model (docs/sources.md §4). Thresholds are
 module constants so that a reader can see, and change, what each class means.
 """
 from __future__ import annotations

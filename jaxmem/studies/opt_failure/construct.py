@@ -10,7 +10,7 @@ def circle(n_features: int, dtype=np.float32) -> dict:
     ``W_k = (cos k phi, sin k phi) / sqrt(1 - cos phi)`` with ``phi = 2 pi / n`` and
     ``b_i = -cos phi / (1 - cos phi)``: then ``(W^T W + b)_ij = (cos((i - j) phi) - cos phi)
     / (1 - cos phi)``, which is 1 on the diagonal and <= 0 elsewhere, so
-    ``ReLU(W^T W + b) = I`` and the loss is 0 for every n >= 3 (SPEC §4).
+    ``ReLU(W^T W + b) = I`` and the loss is 0 for every n >= 3 (docs/sources.md §4).
     """
     if int(n_features) != n_features or n_features < 3:
         raise ValueError(f"the circle needs n_features >= 3, got {n_features!r}")

@@ -1,6 +1,6 @@
 """``opt-failure``: the toy autoencoder ``ReLU(W^T W x + b)`` on ``X = I_n``, m = 2.
 
-"Optimization Failure" post (SPEC §4): how often training misses the circle solution
+"Optimization Failure" post (docs/sources.md §4): how often training misses the circle solution
 for each common init and lr, whether the failure is the "symmetric" one (a dead column
 whose bias sits at 1/n), the exact construction, the no-bias 2m bound, which
 perturbations escape the failure, and (``symmetric_state_test``) whether the symmetric

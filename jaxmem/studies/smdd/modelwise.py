@@ -1,6 +1,6 @@
 """``smdd-modelwise``: model-wise double descent, test loss against hidden size m at fixed T.
 
-Henighan et al. 2023 (SPEC §1) map test loss over (T, m) and note "regions where bigger
+Henighan et al. 2023 (docs/sources.md §1) map test loss over (T, m) and note "regions where bigger
 models or more data hurt performance". This reads that map along m: for each chosen T,
 the test loss of m = 1..8 and the m of its peak. The training is smdd-phase's (same
 configs, datasets and parts ``"m1"``, ``"m2"``, ...), so ``--from`` an smdd-phase folder

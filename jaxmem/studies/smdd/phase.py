@@ -1,6 +1,6 @@
 """``smdd-phase``: test loss over dataset size T x hidden size m (SMDD's 2-D figure).
 
-Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (SPEC §1): a
+Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (docs/sources.md §1): a
 map of where double descent appears in T and m, 4 models per cell (paper preset). One
 part per hidden size (``"m1"``, ``"m2"``, ...), each the sweep over T at that m.
 """

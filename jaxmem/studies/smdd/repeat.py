@@ -1,6 +1,6 @@
 """``smdd-repeat``: is a datapoint repeated R times stored beside the generalising features?
 
-Jermyn's comment on SMDD (SPEC §1): with 2-3 repeats nothing changes; with more, the
+Jermyn's comment on SMDD (docs/sources.md §1): with 2-3 repeats nothing changes; with more, the
 model stores the point, and the boundary follows R ≈ 0.4 T / n. A point counts as stored
 when the model reconstructs it: its loss below ``STORED_FRACTION`` of ``||x||^2``.
 

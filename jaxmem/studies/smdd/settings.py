@@ -3,7 +3,7 @@ generalising jump move with weight decay, training length and sparsity.
 
 Henighan et al. 2023 appendix (lower weight decay enlarges the bump, decay 1.0 removes
 it, more steps enlarge it) and Jermyn's comment (the jump in feature dimensionality sits
-where T (1 - S) is about 10, whatever the weight decay). SPEC §1.
+where T (1 - S) is about 10, whatever the weight decay). docs/sources.md §1.
 
 The three share this implementation; ``wd.py``, ``steps.py`` and ``sparsity.py`` bind
 it to their name. Config ``(TrainConfig, Sweep, values)``; parts: ``"wd"`` (one sweep

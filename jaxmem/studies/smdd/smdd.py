@@ -1,6 +1,6 @@
 """``smdd``: dimensionality, feature/hidden vectors, test loss and norms vs dataset size T.
 
-Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (SPEC §1).
+Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (docs/sources.md §1).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``smdd-variants``: does SMDD's double descent survive Hobbhahn's variants?
 
-Hobbhahn's comment on SMDD (SPEC §1): double descent also appears "with different loss
+Hobbhahn's comment on SMDD (docs/sources.md §1): double descent also appears "with different loss
 functions or when adding a ReLU activation between the layers". Four variants of the
 m = 2 sweep, on the same datasets:
 
@@ -14,7 +14,7 @@ m = 2 sweep, on the same datasets:
   scale (no effect) from eps's weight (the only effect of ``mean``).
 
 The source does not say which other losses Hobbhahn tried, how he averaged, or his
-eps; we take the per-feature mean (the common alternative named in SPEC §1) and keep
+eps; we take the per-feature mean (the common alternative named in docs/sources.md §1) and keep
 every other setting of the baseline. Test losses are reported in the baseline's units
 (per example, summed over features: the ``mean`` variants' times n). One part per
 variant, named as above.
