@@ -124,6 +124,31 @@ def test_tiny_run_end_to_end(tiny_run):
     assert len(table) == 4 and table[0]["ns"] == [4, 6]
     assert table[0]["failures"] == [round(r["failure_rate"] * 4) for r in by_n if r["optimizer"] == "adamw"
                                     and r["init"] == "xavier"]
+    # AdamW and plain Adam: both rows present, trained from identical step-0 params (as run_grid kept them)
+    adam = res["adam_vs_adamw"]
+    assert adam["same_init"] is True and adam["weight_decay"] == {"adamw": 1e-2, "adam": 0.0}
+    assert [(r["init"], r["lr"]) for r in adam["rows"]] == [(i, 1e-2) for i in inits]
+    for n in (4, 6):
+        part = parts[f"n{n}"]
+        W0 = np.asarray(opt_failure.initial_W(TINY, n))  # [init, seed, 2, n]
+        # bit for bit the same start under both optimisers, and that start is initial_W (to the last
+        # float32 bit: run_grid's traced init may fuse the xavier scale differently), b = 0
+        np.testing.assert_array_equal(part["W0"][0], part["W0"][1])
+        np.testing.assert_array_equal(part["b0"][0], part["b0"][1])
+        for o in range(2):
+            np.testing.assert_allclose(part["W0"][o, :, 0], W0, rtol=1e-6, atol=1e-7)
+            assert not part["b0"][o].any()
+        assert not np.array_equal(part["W"][0], part["W"][1])  # the optimisers did train differently
+    for r in adam["rows"]:
+        ii = inits.index(r["init"])
+        for key, o in (("adamw_failures", 0), ("adam_failures", 1)):
+            assert r[key] == [int((parts[f"n{n}"]["cls"][o, ii, 0] != 0).sum()) for n in (4, 6)]
+        fw = np.stack([parts[f"n{n}"]["cls"][0, ii, 0] != 0 for n in (4, 6)])
+        fa = np.stack([parts[f"n{n}"]["cls"][1, ii, 0] != 0 for n in (4, 6)])
+        assert r["both"] == (fw & fa).sum(-1).tolist() and r["only_adam"] == (fa & ~fw).sum(-1).tolist()
+        assert [a + b for a, b in zip(r["both"], r["only_adamw"])] == r["adamw_failures"]
+    assert adam["total"]["runs_each"] == 2 * 2 * 4
+    assert summary["config"]["setting_sources"]["schedule"].startswith("ours")
     escape = res["escape"]
     assert escape["recovered"] == parts["escape"]["recovered"].tolist() and escape["unperturbed_stays_failed"]
     assert escape["unperturbed_final_dead_bias"] == pytest.approx(1 / 6, abs=0.02)
@@ -146,7 +171,8 @@ def test_tiny_run_end_to_end(tiny_run):
     assert ds["escape/recovered"].dims == ("escape_bias", "escape_weight")
     assert ds["symmetric/perturbation/escape_step"].dims == ("radius", "draw")
     assert ds["symmetric/adam/history"].dims == ("dtype", "adam_optimizer", "adam_step")
-    for name in ("columns_by_class", "failure_rate", "dead_bias", "escape", "no_bias", "symmetric_state"):
+    for name in ("columns_by_class", "failure_rate", "dead_bias", "escape", "no_bias", "symmetric_state",
+                 "adam_vs_adamw"):
         assert (out / f"{name}.png").stat().st_size > 10_000
 
 
@@ -181,7 +207,7 @@ def test_plot_redraws_a_saved_run(tiny_run):
     out, _ = tiny_run
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
     assert cli.main(["plot", str(out)]) == 0
-    assert len(before) == 6 and all(p.stat().st_mtime_ns > before[p.name] for p in out.glob("*.png"))
+    assert len(before) == 7 and all(p.stat().st_mtime_ns > before[p.name] for p in out.glob("*.png"))
 
 
 @pytest.mark.parametrize("name, n, std, bound", [

@@ -5,7 +5,9 @@ import numpy as np
 
 
 def circle(n_features: int, dtype=np.float32) -> dict:
-    """Henighan's exact solution of ``ReLU(W^T W x + b) = x`` on one-hot inputs, m = 2.
+    """Henighan's exact solution of ``ReLU(W^T W x + b) = x`` on one-hot inputs, m = 2: the
+    post quotes columns ``(cos k phi, sin k phi)`` and a bias that subtracts ``cos phi``
+    (seed 004); the scale ``1 / sqrt(1 - cos phi)``, which makes the diagonal exactly 1, is ours.
 
     ``W_k = (cos k phi, sin k phi) / sqrt(1 - cos phi)`` with ``phi = 2 pi / n`` and
     ``b_i = -cos phi / (1 - cos phi)``: then ``(W^T W + b)_ij = (cos((i - j) phi) - cos phi)
@@ -22,8 +24,10 @@ def circle(n_features: int, dtype=np.float32) -> dict:
 
 
 def symmetric_failure(n_features: int, n_dead: int = 1, dtype=np.float32) -> dict:
-    """The "symmetric failure" local optimum: the circle of ``n - n_dead`` features, and
-    ``n_dead`` columns of ``W`` at 0 whose bias is the mean of their target, ``1 / n``."""
+    """The "symmetric failure" (the post, seed 004, calls it a local optimum;
+    ``opt_failure.symmetric_state_test`` finds a saddle): the circle of ``n - n_dead``
+    features, and ``n_dead`` columns of ``W`` at 0 whose bias is the mean of their target,
+    ``1 / n``."""
     if not 1 <= n_dead <= n_features - 3:
         raise ValueError(f"n_dead must lie in [1, n_features - 3], got {n_dead!r} for n = {n_features}")
     live = circle(n_features - n_dead, np.float64)

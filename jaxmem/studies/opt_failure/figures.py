@@ -28,9 +28,12 @@ def latent_zones(ax, W, b, title, extent=None):
     ax.tick_params(labelsize=7)
 
 
-def opt_failure(parts: dict, cfg, by_n: list, out) -> None:
+def opt_failure(parts: dict, cfg, by_n: list, out, adam=None) -> None:
     """The figures of ``opt-failure`` (see ``jaxmem.studies.opt_failure.opt_failure``)
-    from its parts: ``n{n}`` per n, ``escape`` and ``symmetric``."""
+    from its parts: ``n{n}`` per n, ``escape`` and ``symmetric``; with ``adam`` (the
+    summary's ``adam_vs_adamw``) also ``adam_vs_adamw.png``."""
+    if adam is not None:
+        adam_vs_adamw(adam, out / "adam_vs_adamw.png")
 
     # 1. an example of each class, with its latent zones
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
@@ -166,3 +169,34 @@ def _symmetric_state(part, cfg, path) -> None:
     fig.suptitle(f"Symmetric failure at n = {cfg.escape_n}: local minimum or saddle? (float64 unless marked)", y=1.02)
     fig.tight_layout()
     _save(fig, path)
+
+
+def adam_vs_adamw(adam: dict, path) -> None:
+    """Failure rate vs n for AdamW and plain Adam from the same inits: one panel per init,
+    one colour per lr, solid AdamW, dashed Adam, 95% Wilson intervals."""
+    inits = list(dict.fromkeys(r["init"] for r in adam["rows"]))
+    lrs = list(dict.fromkeys(r["lr"] for r in adam["rows"]))
+    fig, axes = plt.subplots(1, len(inits), figsize=(5.2 * len(inits), 4.2), squeeze=False, sharey=True)
+    for ax, init in zip(axes[0], inits):
+        for il, lr in enumerate(lrs):
+            r = next(r for r in adam["rows"] if r["init"] == init and r["lr"] == lr)
+            for name, title, ls, mk, dx in (("adamw", "AdamW", "-", "o", -0.06), ("adam", "Adam", "--", "s", 0.06)):
+                rate = np.array(r[f"{name}_rate"])
+                lo, hi = (np.array(v) for v in r[f"{name}_wilson"])
+                label = f"{title} (wd {adam['weight_decay'][name]:g}), lr {lr:g}"
+                ax.errorbar(np.array(r["ns"]) + dx + 0.03 * il, rate,
+                            yerr=[np.maximum(rate - lo, 0), np.maximum(hi - rate, 0)], ls=ls, marker=mk,
+                            color=f"C{il}", capsize=2, ms=4, label=label)
+        if 7 in r["ns"]:
+            ax.axvline(7, color="gray", ls=":", lw=1)
+        ax.set(xlabel="n (features; m = 2)", title=f"init {init}", ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("failure rate (not perfect)")
+    axes[0][-1].legend(fontsize=8, loc="upper left")
+    t = adam["total"]
+    fig.suptitle(f"AdamW vs plain Adam, same inits and seeds ({adam['seeds']} per cell, {adam['steps']:,} steps, "
+                 f"constant lr): failed runs {t['adamw']} vs {t['adam']} of {t['runs_each']}; dotted: the post's n = 7",
+                 fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+

@@ -1,9 +1,18 @@
 """``opt-failure``: the toy autoencoder ``ReLU(W^T W x + b)`` on ``X = I_n``, m = 2.
 
-"Optimization Failure" post (docs/sources.md §4): how often training misses the circle solution
-for each common init and lr, whether the failure is the "symmetric" one (a dead column
-whose bias sits at 1/n), the exact construction, the no-bias 2m bound, which
-perturbations escape the failure, and (``symmetric_state_test``) whether the symmetric
+The "Optimization Failure" post (docs/sources.md §4) trains n = 7, m = 2 "for 25,000
+epochs using AdamW" (full batch on ``I_7``, so 25,000 steps), shows one "Symmetric
+Failure" (one column of W at 0, its bias at 1/n; "this is a local optimum"), says "There
+are only a few ways optimization can fail for this toy model", and "I then trained the
+autoencoder using Adam without any regularization, but the same optimization failure
+occurred" (seed 004). It gives no failure rate, init, learning rate, schedule, weight
+decay or seed count: every one of those settings here is ours (``OptFailureConfig``).
+
+What this measures (ours): how often training misses the circle solution for each of
+three common inits and two lrs, for AdamW and plain Adam side by side on the same inits
+(``adam_vs_adamw`` in the summary); whether a failure is the "symmetric" one (a dead
+column whose bias sits at 1/n); the exact construction; the no-bias 2m bound; which
+perturbations escape the failure; and (``symmetric_state_test``) whether the symmetric
 failure is a local minimum or a saddle, decided in float64.
 """
 from __future__ import annotations
@@ -16,6 +25,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.stats
 
 from jaxmem import data, train
 from jaxmem.studies.opt_failure import construct
@@ -25,10 +35,11 @@ from jaxmem.studies.opt_failure import analysis as identity
 from jaxmem.studies.opt_failure import figures
 from jaxmem.validate import finite_values, one_of, positive_int
 
-DESCRIPTION = ("Optimisation failure on the identity (n = 4..12, m = 2): failure rates by init and lr, classes, "
-               "escape, minimum or saddle")
+DESCRIPTION = ("Optimisation failure on the identity (n = 4..12, m = 2): failure rates by optimiser (AdamW, Adam), "
+               "init and lr, classes, escape, minimum or saddle")
 
-#: Named initialisations of ``W [m, n]`` (``b = 0`` for all, as in the toy-model notebooks).
+#: Named initialisations of ``W [m, n]`` (``b = 0`` for all). The post names no init: the
+#: three are ours, chosen as common defaults.
 #: ``xavier``: Xavier-normal, std ``sqrt(2 / (m + n))``; this is ``relu_output.init`` and
 #: ``torch.nn.init.xavier_normal_`` on an ``[m, n]`` tensor (fan_in n, fan_out m). (The
 #: toy-model notebooks call ``xavier_normal_`` on ``W [instances, n, m]``, where torch
@@ -67,10 +78,17 @@ def init_W(name: str, key, n_features: int, n_hidden: int = 2) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class OptFailureConfig:
-    """Static settings. Optimisers are (name, weight decay): AdamW with the PyTorch
-    default decay 1e-2, and plain Adam (no decay); constant lr as in the post. Every
-    (optimiser, init, lr) trains the same ``seeds`` keys (the inits of one seed share
-    its key). The no-bias and escape runs use the first optimiser and lr, Xavier init.
+    """Static settings (docs/sources.md §4). From the post (seed 004): m = 2, data ``I_n``,
+    MSE loss, AdamW, 25,000 steps ("trained for 25,000 epochs using AdamW", full batch),
+    n = 7 among ``ns``, and plain Adam beside AdamW ("trained the autoencoder using Adam
+    without any regularization"). Ours, where the post is silent: ``ns`` beyond 7, the
+    inits, ``lrs``, the constant schedule (no warm-up, no decay: the post gives no
+    schedule), AdamW's decay 1e-2 (PyTorch's default; optax's decoupled ``lr * wd * w``,
+    as PyTorch's AdamW), plain Adam as the same optimiser with decay 0 (everything else
+    equal), ``seeds`` and every ``escape_*`` / ``sym_*`` setting. Optimisers are (name,
+    weight decay). Every (optimiser, init, lr) trains the same ``seeds`` keys (the inits
+    of one seed share its key, and every optimiser starts from the same params). The
+    no-bias and escape runs use the first optimiser and lr, Xavier init.
 
     ``sym_*`` set ``symmetric_state_test`` at n = ``escape_n`` in float64: random
     perturbations of every parameter, ``sym_perturbations`` at each radius in
@@ -118,20 +136,42 @@ class OptFailureConfig:
             positive_int(name, getattr(self, name))
 
 
-#: ``quick`` fits 5 minutes on a shared 2-core CPU: AdamW only, 24 seeds, 16 no-bias seeds,
-#: 50 perturbations per radius; ``paper`` adds plain Adam, 256 seeds and 200 perturbations
-#: per radius (1,000).
-PRESETS = {"quick": OptFailureConfig(seeds=24, no_bias_seeds=16, optimizers=(("adamw", 1e-2),), sym_perturbations=50),
+#: ``quick`` (ours) fits 5 minutes on a quiet 2-core CPU (an estimate from 392 CPU-seconds
+#: under load; docs/opt-failure.md): AdamW and plain Adam side by side, 24 seeds, 16 no-bias seeds, 50 perturbations per radius; ``paper`` (the post's
+#: n = 7 and 25,000 steps inside a sweep of ours): 256 seeds and 200 perturbations per
+#: radius (1,000).
+PRESETS = {"quick": OptFailureConfig(seeds=24, no_bias_seeds=16, sym_perturbations=50),
            "paper": OptFailureConfig(seeds=256, no_bias_seeds=100, sym_perturbations=200, sym_gd_steps=200_000)}
 SEEDS = "seeds"
 
 
+#: Where each setting comes from (docs/sources.md §4): "seed 004" with the post's words, or
+#: "ours" where the post is silent. Saved in ``summary.json`` (``config.setting_sources``).
+SETTING_SOURCES = {
+    "model": 'seed 004: "x\' = ReLU(W^T W x + b)"; m = 2',
+    "data": "seed 004: the identity, X = I (Henighan's notebook as quoted in the post)",
+    "loss": 'seed 004: "Mean Squared Error (MSE) loss"',
+    "n = 7": 'seed 004: "n = 7, m = 2, trained for 25,000 epochs using AdamW" (one example); the other ns: ours',
+    "steps": 'seed 004: "25,000 epochs" (full batch on I_n: one step per epoch)',
+    "optimizers": 'seed 004: AdamW; plain Adam: "I then trained the autoencoder using Adam without any '
+                  'regularization, but the same optimization failure occurred"',
+    "weight_decay": "ours: 1e-2 for AdamW (PyTorch's default; the post gives none), 0 for Adam",
+    "lrs": "ours: the post gives no learning rate",
+    "schedule": "ours: constant (no warm-up, no decay); the post gives no schedule",
+    "inits": "ours: the post gives no init",
+    "seeds": "ours: the post shows one run and gives no seed count or failure rate",
+    "classes and thresholds": "ours (analysis.py); 'symmetric failure' as the post describes it (seed 004)",
+}
+
+
 def record(cfg: OptFailureConfig) -> dict:
-    """The config's fields and the constants the classes and inits depend on."""
+    """The config's fields, the constants the classes and inits depend on, and where each
+    setting comes from (``SETTING_SOURCES``)."""
     return {**dataclasses.asdict(cfg), "n_hidden": 2, "recon_tol": identity.RECON_TOL,
             "dead_fraction": identity.DEAD_FRACTION, "bias_rel_tol": identity.BIAS_REL_TOL, "schedule": "constant",
             "classes": list(identity.CLASSES),
-            "init_moments": {i: {n: init_moments(i, n) for n in cfg.ns} for i in cfg.inits}}
+            "init_moments": {i: {n: init_moments(i, n) for n in cfg.ns} for i in cfg.inits},
+            "setting_sources": dict(SETTING_SOURCES)}
 
 
 def train_config(cfg: OptFailureConfig, n: int, steps: int | None = None, use_bias: bool = True):
@@ -158,7 +198,8 @@ def initial_W(cfg: OptFailureConfig, n: int) -> jax.Array:
 
 def train_grid(cfg: OptFailureConfig, n: int, progress=None, checkpoint_dir=None) -> train.GridResult:
     """Every (optimiser, init, lr, seed) at one n, as one ``run_grid`` program, arrays
-    shaped ``[optimizer, init, lr, seed, ...]``. Seed ``s`` draws each init from the key
+    shaped ``[optimizer, init, lr, seed, ...]``; ``params_at`` holds the params at step 0
+    (what each run started from). Seed ``s`` draws each init from the key
     ``fold_in(fold_in(key(cfg.seed), n), s)`` (``initial_W``), through the traced axis
     ``run``: ``run_grid``'s own ``seed`` axis would draw other keys, and other numbers."""
     tc, x = train_config(cfg, n), data.identity(n)
@@ -174,7 +215,7 @@ def train_grid(cfg: OptFailureConfig, n: int, progress=None, checkpoint_dir=None
     return train.run_grid(init, train.relu.example_loss_fn(tc), x, grid, tc.steps, schedule="constant",
                           warmup_frac=0.0, b1=tc.b1, b2=tc.b2, eps=tc.eps, n_history=tc.n_history,
                           runs_batch=int(np.prod(grid_shape(cfg))), progress=progress,
-                          checkpoint_dir=checkpoint_dir)
+                          checkpoint_dir=checkpoint_dir, keep_params_at=(0,))
 
 
 # --- the symmetric failure: local minimum or saddle? (float64) -------------------------
@@ -352,7 +393,7 @@ def adam_at_point(cfg: OptFailureConfig, n: int, dtype) -> dict:
     opt = train.optimizer(tc, train.Hyper(cfg.lrs[0], cfg.optimizers[0][1], 1.0))
 
     @jax.jit
-    def first_move(p):  # the schedule's lr is 0 at step 0: Adam's first move is step 1's
+    def first_move(p):  # the first nonzero update (under a warm-up the lr is 0 at step 0)
         l0, g = jax.value_and_grad(train.loss_fn(tc))(p, x, jnp.ones(n, x.dtype))
         state = opt.init(p)
         zero, state = opt.update(g, state, p)
@@ -581,15 +622,19 @@ def escape_grid(cfg: OptFailureConfig) -> Part:
 
 
 #: the dims after the grid's of each array of a part ``n{n}``
-TRAILING = {"W": ("neuron", "feature"), "b": ("feature",), "history": ("step",),
-            "no_bias/reconstructed": ("!", "no_bias_seed")}
+TRAILING = {"W": ("neuron", "feature"), "b": ("feature",), "W0": ("neuron", "feature"), "b0": ("feature",),
+            "history": ("step",), "no_bias/reconstructed": ("!", "no_bias_seed")}
 
 
 def n_part(cfg: OptFailureConfig, n: int, store) -> Part:
-    """The part ``n{n}``: the grid at n (``train_grid``), its classes, and the no-bias counts."""
+    """The part ``n{n}``: the grid at n (``train_grid``), its classes, the no-bias counts,
+    and ``W0``, ``b0``: the params each run started from, as ``run_grid`` kept them."""
     res = train_grid(cfg, n, store.progress, store.checkpoints(f"n{n}"))
     W, b = res.params["W"], res.params["b"]
-    arrays = {"W": W, "b": b, "train_loss": res.train_loss, "history": res.history, "diverged": res.diverged,
+    W0, b0 = (np.asarray(res.params_at[k])[..., 0, :] if k == "b" else np.asarray(res.params_at[k])[..., 0, :, :]
+              for k in ("W", "b"))
+    arrays = {"W": W, "b": b, "W0": W0, "b0": b0, "train_loss": res.train_loss, "history": res.history,
+              "diverged": res.diverged,
               **identity.classify(W, b), "no_bias": {"reconstructed": no_bias_counts(cfg, n)}}
     return on_grid(arrays, grid_axes(cfg), TRAILING, coords={"step": res.history_steps, "feature": range(n)},
                    n_runs=int(np.prod(grid_shape(cfg))), compile_seconds=res.compile_seconds)
@@ -617,6 +662,62 @@ def failure_table(parts: dict, cfg: OptFailureConfig) -> list[dict]:
                              "failure_rate": (fails / trials).tolist(), "wilson_low": lo.tolist(),
                              "wilson_high": hi.tolist(), "symmetric_failures": (cls == 1).sum(-1).tolist()})
     return rows
+
+
+#: the post's words on plain Adam (seed 004), which ``adam_vs_adamw`` measures against
+ADAM_QUOTE = ("It's not AdamW's fault: At some point, I suspected that AdamW may have been the culprit, because "
+              "AdamW has weight decay, which is a form of regularization. I then trained the autoencoder using "
+              "Adam without any regularization, but the same optimization failure occurred.")
+
+
+def adam_vs_adamw(parts: dict, cfg: OptFailureConfig) -> dict | None:
+    """AdamW and plain Adam side by side: per (init, lr), failures of each over ``ns`` on the
+    same seeds, and paired counts (a seed's runs under both optimisers start from the same
+    params, so ``both`` / ``only_adamw`` / ``only_adam`` compare run by run). ``same_init``:
+    whether the saved step-0 params (``W0``, ``b0``) are identical across the optimiser axis
+    at every n. ``total.discordant_sign_test_p``: the two-sided exact sign test on the runs
+    that fail under one optimiser only (pooled over cells; the cells share seeds' keys, so
+    the pooled runs are not independent and the p-value is indicative). None unless the
+    config has both "adamw" and "adam"."""
+    names = [name for name, _ in cfg.optimizers]
+    if "adamw" not in names or "adam" not in names:
+        return None
+    iw, ia = names.index("adamw"), names.index("adam")
+    same = all(np.array_equal(parts[f"n{n}"][k][iw], parts[f"n{n}"][k][ia]) for n in cfg.ns for k in ("W0", "b0"))
+    rows, totals = [], {"adamw": 0, "adam": 0, "both": 0, "only_adamw": 0, "only_adam": 0, "runs_each": 0}
+    for ii, init in enumerate(cfg.inits):
+        for il, lr in enumerate(cfg.lrs):
+            fw = np.stack([parts[f"n{n}"]["cls"][iw, ii, il] != 0 for n in cfg.ns])  # [n, seed]
+            fa = np.stack([parts[f"n{n}"]["cls"][ia, ii, il] != 0 for n in cfg.ns])
+            sw = np.stack([parts[f"n{n}"]["cls"][iw, ii, il] == 1 for n in cfg.ns]).sum(-1)
+            sa = np.stack([parts[f"n{n}"]["cls"][ia, ii, il] == 1 for n in cfg.ns]).sum(-1)
+            trials = np.full(len(cfg.ns), fw.shape[-1])
+            lw, hw = identity.wilson_interval(fw.sum(-1), trials)
+            la, ha = identity.wilson_interval(fa.sum(-1), trials)
+            row = {"init": init, "lr": lr, "ns": list(cfg.ns), "seeds": int(fw.shape[-1]),
+                   "adamw_failures": fw.sum(-1).tolist(), "adam_failures": fa.sum(-1).tolist(),
+                   "adamw_rate": fw.mean(-1).tolist(), "adam_rate": fa.mean(-1).tolist(),
+                   "adamw_wilson": [lw.tolist(), hw.tolist()], "adam_wilson": [la.tolist(), ha.tolist()],
+                   "adamw_symmetric": sw.tolist(), "adam_symmetric": sa.tolist(),
+                   "both": (fw & fa).sum(-1).tolist(), "only_adamw": (fw & ~fa).sum(-1).tolist(),
+                   "only_adam": (~fw & fa).sum(-1).tolist()}
+            rows.append(row)
+            totals["adamw"] += int(fw.sum())
+            totals["adam"] += int(fa.sum())
+            totals["both"] += int((fw & fa).sum())
+            totals["only_adamw"] += int((fw & ~fa).sum())
+            totals["only_adam"] += int((~fw & fa).sum())
+            totals["runs_each"] += int(fw.size)
+    k, m = totals["only_adam"], totals["only_adamw"] + totals["only_adam"]
+    totals["discordant_sign_test_p"] = float(scipy.stats.binomtest(k, m).pvalue) if m else None
+    return {"claim": {"source": "seed 004", "quote": ADAM_QUOTE,
+                      "setting": "the post: n = 7, m = 2, 25,000 epochs, one run shown; no lr, init or rate given"},
+            "held_fixed": "ours: same lr, init draw (step-0 params), seeds, steps, constant schedule, betas and eps; "
+                          "only the weight decay differs (AdamW %g, decoupled: lr * wd * w per step; Adam 0)"
+                          % cfg.optimizers[iw][1],
+            "weight_decay": {"adamw": cfg.optimizers[iw][1], "adam": cfg.optimizers[ia][1]},
+            "same_init": bool(same), "steps": cfg.steps, "seeds": cfg.seeds, "ns": list(cfg.ns),
+            "total": totals, "rows": rows}
 
 
 def by_n_rows(part: Part, cfg: OptFailureConfig, n: int) -> list[dict]:
@@ -667,7 +768,8 @@ def summarize(parts: dict, cfg: OptFailureConfig) -> dict:
     symmetric = parts["symmetric"]
     escape = parts["escape"]
     zero = list(cfg.escape_bias).index(0.0) if 0.0 in cfg.escape_bias else None
-    return {"failure_table": failure_table(parts, cfg), "by_n": by_n, "no_bias": no_bias,
+    return {"failure_table": failure_table(parts, cfg), "adam_vs_adamw": adam_vs_adamw(parts, cfg),
+            "by_n": by_n, "no_bias": no_bias,
             "construction": construction,
             "symmetric_state": {**symmetric.info, "perturbation": perturbation_summary(symmetric, cfg)},
             "escape": {"n": cfg.escape_n, "bias_offsets": list(cfg.escape_bias),
@@ -681,4 +783,4 @@ def summarize(parts: dict, cfg: OptFailureConfig) -> dict:
 
 def draw(parts: dict, summary: dict, cfg: OptFailureConfig, out) -> None:
     """Every figure of an ``opt-failure`` run."""
-    figures.opt_failure(parts, cfg, summary["results"]["by_n"], Path(out))
+    figures.opt_failure(parts, cfg, summary["results"]["by_n"], Path(out), summary["results"].get("adam_vs_adamw"))
