@@ -22,6 +22,10 @@ _MODULES = ("cache", "data", "devices", "dstar", "metrics", "models", "stats", "
 _NAMES = {"run_grid": "jaxmem.train", "GridResult": "jaxmem.train", "load": "jaxmem.store",
           "enable_compilation_cache": "jaxmem.cache"}
 
+# counterfactual memorisation: jaxmem.memorisation is a callable module (jaxmem.memorisation(scores, in_mask))
+_MODULES += ("memorisation",)
+_NAMES["influence"] = "jaxmem.memorisation"
+
 __all__ = ["__version__", *_MODULES, *_NAMES]
 
 

@@ -6,9 +6,11 @@ A model is two pure functions, ``init(key, hp) -> params`` and ``loss(params, ba
 ``module.apply``). The grid is a dict ``axis -> values``; its runs are the product of the
 values, in the axes' order. ``seed`` picks the init key, ``data_seed`` the dataset (with a
 callable ``data``), ``n_train`` how many of the dataset's first rows a run trains on (the
-rest weigh 0); every other axis is traced and passed in ``hp`` (a misspelt axis that no
-function reads is not detected: its runs come out identical). Dataset sizes are grouped
-into padded buckets (``buckets.plan_buckets``), one program per bucket; a bucket's runs
+rest weigh 0), ``subset`` which random subset of those rows it trains on (``run_grid``'s
+``subset_fraction``: random subsets, or leave-one-out); every other axis is traced and
+passed in ``hp`` (a misspelt axis that no function reads is not detected: its runs come
+out identical). Dataset sizes are grouped into padded buckets
+(``buckets.plan_buckets``), one program per bucket; a bucket's runs
 are split over every device (``jax.shard_map`` on a 1-D mesh, across processes after
 ``jax.distributed.initialize()``) and mapped on each device ``runs_batch`` vmapped at a
 time. Training goes in chunks; with ``checkpoint_dir`` each chunk's state is saved, so a
@@ -39,10 +41,12 @@ from jaxmem.buckets import plan_buckets
 from jaxmem.devices import SPLIT, WHOLE
 from jaxmem.progress import Progress
 from jaxmem.train import loop, optim
-from jaxmem.validate import positive_int
+from jaxmem.validate import one_of, positive_int
 
 #: grid axes the trainer itself reads; every other axis is traced into ``hp``
-SEED, DATA_SEED, N_TRAIN = "seed", "data_seed", "n_train"
+SEED, DATA_SEED, N_TRAIN, SUBSET = "seed", "data_seed", "n_train", "subset"
+#: ``subset_fraction`` of leave-one-out runs
+LOO = "loo"
 #: ``fold_in`` streams of the root key: init, data, minibatch order, fresh batches
 _INIT, _DATA, _ORDER = 0, 1, 2
 
@@ -66,6 +70,8 @@ class GridResult:
     params_at: Any = None  # with ``keep_params_at``: params [grid..., K, ...] after those update counts
     #: per bucket: "" (trained), "loaded" (from its done-checkpoint) or "resumed at chunk c"
     resumed: list = dataclasses.field(default_factory=list)
+    #: with a ``subset`` axis: bool [grid..., rows], True where the run trained on the row
+    subset_mask: Any = None
 
     def to_xarray(self):
         """The per-run arrays as an ``xarray.Dataset`` with the grid's axes as dims."""
@@ -77,6 +83,8 @@ class GridResult:
                      "history": (self.history, ["step"])}
         for name, value in self.outputs.items():
             variables[name] = value
+        if self.subset_mask is not None:
+            variables["subset_mask"] = (self.subset_mask, ["example"])
         flat = {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): leaf
                 for path, leaf in jax.tree_util.tree_flatten_with_path(self.params)[0]}
         variables.update({f"params/{k}": v for k, v in flat.items()})
@@ -98,7 +106,9 @@ def run_grid(init: Callable, loss: Callable | None, data, grid: Mapping[str, Any
              n_history: int = 100, objective: Callable | None = None, observe: Callable | None = None,
              evaluate: Callable | None = None, aux=None, fresh: bool = False, seed: int = 0, chunks: int = 1,
              checkpoint_dir=None, checkpoint_tag: str = "", runs_batch=None, max_pad_ratio: float = 1.3,
-             hp_dtype=jnp.float32, progress: Progress | bool | None = None, keep_params_at=()) -> GridResult:
+             hp_dtype=jnp.float32, progress: Progress | bool | None = None, keep_params_at=(),
+             subset_fraction: float | str | None = None, subset_seed: int | None = None,
+             subset_init: str | None = None) -> GridResult:
     """Train every run of ``grid``; return its arrays on the grid (see ``GridResult``).
 
     ``data``: a pytree of arrays with a leading example axis (one fixed dataset), or a
@@ -126,11 +136,28 @@ def run_grid(init: Callable, loss: Callable | None, data, grid: Mapping[str, Any
     ``keep_params_at``: update
     counts (0: the init, ``steps``: the final params) whose params are kept, in
     ``GridResult.params_at``.
+
+    Counterfactual memorisation (``docs/sources.md §6``; estimators in
+    ``jaxmem.memorisation``): a grid axis ``subset`` of integers k >= 0 makes each run
+    train on a subset of its n training rows (n: its ``n_train``, else all rows), every
+    other row weighing 0 (in the objective, ``observe`` and ``evaluate``'s ``weights``;
+    ``evaluate``'s ``batch`` still holds every row, so it can score all of them).
+    ``subset_fraction`` (default 0.5): a float f in (0, 1) takes exactly
+    m = floor(f n + 1/2) rows at random: row i is in subset k iff
+    ``uniform(fold_in(fold_in(key(subset_seed), k), i))`` is among the m smallest over
+    rows 0..n-1 (``subset_masks``), so a subset is the same at every other grid point with
+    the same n and does not depend on padding; ``"loo"``: run k drops row k alone (k >= n
+    drops nothing: the full-data run). ``subset_seed`` (default 0) names the stream.
+    ``subset_init``: ``"shared"`` (default; init and minibatch order from the ``seed``
+    axis alone: every subset starts from the same init, a paired design) or ``"own"``
+    (both also fold in k: independently trained models, as Feldman & Zhang 2020).
+    ``GridResult.subset_mask`` holds each run's rows (bool ``[grid..., rows]``).
     """
     t_start = time.perf_counter()
     sched = loop.Schedule(steps, n_history)
     opt = optim.Optim(optimizer, schedule, warmup_frac, b1, b2, eps, decay)
     axes = _check_grid(grid, data, fresh)
+    subset = _subset_setting(axes, subset_fraction, subset_seed, subset_init)
     if (loss is None) == (objective is None):
         raise ValueError("give exactly one of loss (per-example losses) and objective (a scalar)")
     if batch_size is not None:
@@ -152,8 +179,8 @@ def run_grid(init: Callable, loss: Callable | None, data, grid: Mapping[str, Any
     if not isinstance(progress, Progress):
         progress = Progress(total, enabled=progress)
     model = _Model(init, loss, objective, observe, evaluate)
-    statics = _Statics(sched, opt, batch_size, fresh, hp_dtype, tuple(n for n in names if n not in (SEED, DATA_SEED, N_TRAIN)),
-                       keep)
+    statics = _Statics(sched, opt, batch_size, fresh, hp_dtype,
+                       tuple(n for n in names if n not in (SEED, DATA_SEED, N_TRAIN, SUBSET)), keep, subset)
     identity = None if checkpoint_dir is None else _identity(model, data, aux, seed, checkpoint_tag)
     per_run: dict[int, dict] = {}
     compile_seconds = train_seconds = 0.0
@@ -175,7 +202,7 @@ def run_grid(init: Callable, loss: Callable | None, data, grid: Mapping[str, Any
     return GridResult(stacked["params"], stacked["train_loss"], stacked["history"]["loss"], stacked["history"],
                       np.asarray(sched.history_steps), stacked["diverged"], stacked.get("outputs", {}), axes,
                       time.perf_counter() - t_start, compile_seconds, train_seconds, bucket_seconds,
-                      stacked.get("params_at"), resumed)
+                      stacked.get("params_at"), resumed, stacked.get("subset_mask"))
 
 
 def _check_grid(grid, data, fresh) -> dict:
@@ -186,12 +213,14 @@ def _check_grid(grid, data, fresh) -> dict:
         values = list(np.atleast_1d(np.asarray(values)).tolist())
         if not values:
             raise ValueError(f"grid axis {name!r} has no values")
-        if name in (SEED, DATA_SEED, N_TRAIN):
+        if name in (SEED, DATA_SEED, N_TRAIN, SUBSET):
             for v in values:
                 if int(v) != v or v < (1 if name == N_TRAIN else 0):
                     raise ValueError(f"grid axis {name!r} takes integers >= {1 if name == N_TRAIN else 0}, got {v!r}")
             values = [int(v) for v in values]
         axes[name] = values
+    if SUBSET in axes and fresh:
+        raise ValueError("a 'subset' axis picks rows of a dataset; fresh=True trains on new rows every update")
     if callable(data):
         if N_TRAIN not in axes:
             raise ValueError("a callable data(key, n) needs an 'n_train' axis: how many rows to make")
@@ -216,6 +245,89 @@ class _Model:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Subset:
+    fraction: float | str  # in (0, 1), or LOO
+    seed: int
+    own_init: bool
+
+
+def _program_statics(statics: _Statics) -> _Statics:
+    """``statics`` as the programs see them: the subset's fraction, seed and init enter
+    through the runs' traced values, so grids that differ only there share programs."""
+    if statics.subset is None:
+        return statics
+    return dataclasses.replace(statics, subset=_Subset(LOO if statics.subset.fraction == LOO else 0.5, 0, False))
+
+
+def _subset_setting(axes: dict, fraction, seed, init) -> _Subset | None:
+    if SUBSET not in axes:
+        given = [name for name, v in (("subset_fraction", fraction), ("subset_seed", seed), ("subset_init", init))
+                 if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} need(s) a 'subset' grid axis, e.g. grid={{'subset': range(16)}}")
+        return None
+    fraction = 0.5 if fraction is None else fraction
+    if isinstance(fraction, str):
+        one_of("subset_fraction", fraction, (LOO,))
+    elif not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"subset_fraction must be in (0, 1) or {LOO!r}, got {fraction!r}")
+    else:
+        fraction = float(fraction)
+    seed = 0 if seed is None else seed
+    if int(seed) != seed or not 0 <= seed < 2**31:
+        raise ValueError(f"subset_seed must be an integer in [0, 2**31), got {seed!r}")
+    init = "shared" if init is None else init
+    one_of("subset_init", init, ("shared", "own"))
+    return _Subset(fraction, int(seed), init == "own")
+
+
+def _subset_size(fraction: float | str, n: int) -> int:
+    """Rows of a random subset of ``n``: floor(f n + 1/2) (leave-one-out: n - 1)."""
+    m = n - 1 if fraction == LOO else int(np.floor(fraction * n + 0.5))
+    if not 1 <= m <= n:
+        raise ValueError(f"subset_fraction={fraction} of n_train={n} rows leaves {m} rows to train on")
+    return m
+
+
+def _subset_mask(key, k, m, n, n_rows: int, loo: bool):
+    """Bool [n_rows]: the rows of subset ``k`` (key: ``fold_in(key(subset_seed), k)``)
+    among the first ``n`` rows; see ``subset_masks``."""
+    i = jnp.arange(n_rows)
+    real = i < n
+    if loo:
+        return real & (i != k)
+    u = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(key, j)))(i)
+    rank = jnp.argsort(jnp.argsort(jnp.where(real, u, 2.0)))
+    return real & (rank < m)
+
+
+def subset_masks(subsets, n: int, n_rows: int | None = None, fraction: float | str = 0.5,
+                 subset_seed: int = 0) -> np.ndarray:
+    """Bool ``[len(subsets), n_rows]``: the training rows of ``run_grid``'s runs with
+    ``subset`` values ``subsets`` and ``n`` training rows (``n_rows`` defaults to ``n``;
+    rows from ``n`` on are never in): with a float ``fraction``, row i of subset k is in
+    iff ``uniform(fold_in(fold_in(key(subset_seed), k), i))`` is among the
+    m = floor(fraction n + 1/2) smallest over rows 0..n-1; with ``"loo"``, every row but k."""
+    n = int(n)
+    n_rows = n if n_rows is None else int(n_rows)
+    setting = _subset_setting({SUBSET: [0]}, fraction, subset_seed, None)
+    m = _subset_size(setting.fraction, n)
+    ks = np.atleast_1d(np.asarray(subsets))
+    if ks.ndim != 1 or any(int(k) != k or k < 0 for k in ks.tolist()):
+        raise ValueError(f"subsets must be integers >= 0, got {subsets!r}")
+    if ks.size == 0:
+        return np.zeros((0, n_rows), bool)
+    return np.asarray(_subset_masks(jnp.asarray(ks.astype(np.int32)), setting.seed, m, n, n_rows,
+                                    setting.fraction == LOO))
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))  # seed, m, n traced: one compile per n_rows
+def _subset_masks(ks, seed, m, n, n_rows: int, loo: bool):
+    root = jax.random.key(seed)
+    return jax.vmap(lambda k: _subset_mask(jax.random.fold_in(root, k), k, m, n, n_rows, loo))(ks)
+
+
+@dataclasses.dataclass(frozen=True)
 class _Statics:
     sched: loop.Schedule
     opt: optim.Optim
@@ -224,6 +336,8 @@ class _Statics:
     hp_dtype: Any
     hp_names: tuple
     keep: tuple = ()  # keep_params_at
+    #: with a ``subset`` axis; out of the repr, so other grids' checkpoint names stay as they were
+    subset: _Subset | None = dataclasses.field(default=None, repr=False)
 
 
 def _init_key(root, seed: int):
@@ -235,8 +349,9 @@ def init_key(grid_seed: int, seed: int):
     return _init_key(jax.random.key(grid_seed), seed)
 
 
-def _runs(statics: _Statics, axes: dict, points: list, root):
-    """The traced description of each run: its keys, dataset, size and ``hp``."""
+def _runs(statics: _Statics, axes: dict, points: list, root, rows=None):
+    """The traced description of each run: its keys, dataset, size and ``hp`` (and with a
+    ``subset`` axis its subset's index, size and key)."""
     names = list(axes)
 
     def value(p, name, default=0):
@@ -245,6 +360,10 @@ def _runs(statics: _Statics, axes: dict, points: list, root):
     init_keys = [_init_key(root, value(p, SEED)) for p in points]
     order_keys = [jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root, _ORDER), value(p, SEED)),
                                      value(p, DATA_SEED)) for p in points]
+    subset = statics.subset
+    if subset is not None and subset.own_init:
+        init_keys = [jax.random.fold_in(k, value(p, SUBSET)) for k, p in zip(init_keys, points)]
+        order_keys = [jax.random.fold_in(k, value(p, SUBSET)) for k, p in zip(order_keys, points)]
     data_seeds = sorted({value(p, DATA_SEED) for p in points})
     runs = {
         "init_key": np.asarray(jax.random.key_data(jnp.stack(init_keys))),
@@ -253,6 +372,13 @@ def _runs(statics: _Statics, axes: dict, points: list, root):
         "n_train": np.array([value(p, N_TRAIN, -1) for p in points], np.int32),
         "hp": {name: np.array([value(p, name) for p in points], statics.hp_dtype) for name in statics.hp_names},
     }
+    if subset is not None:
+        subset_root = jax.random.key(subset.seed)
+        runs["subset"] = np.array([value(p, SUBSET) for p in points], np.int32)
+        runs["subset_size"] = np.array([_subset_size(subset.fraction, value(p, N_TRAIN, rows)) for p in points],
+                                       np.int32)
+        runs["subset_key"] = np.asarray(jax.random.key_data(jnp.stack(
+            [jax.random.fold_in(subset_root, value(p, SUBSET)) for p in points])))
     data_keys = np.asarray(jax.random.key_data(jnp.stack(
         [jax.random.fold_in(jax.random.fold_in(root, _DATA), s) for s in data_seeds])))
     return runs, data_keys
@@ -263,7 +389,7 @@ def _train_bucket(model, statics, data, aux, axes, points, rows, root, mesh, chu
     """Train one bucket's runs: ``(per-run results, compile s, train s, how)``, ``how``
     being "" (trained here), "loaded" or "resumed at chunk c" (from ``checkpoint_dir``)."""
     sched = statics.sched
-    runs, data_keys = _runs(statics, axes, points, root)
+    runs, data_keys = _runs(statics, axes, points, root, rows)
     n_runs = len(points)
     if n_runs < mesh.size and jax.process_count() == 1:  # no device trains a padding copy alone
         mesh = devices.run_mesh(limit=n_runs)
@@ -278,8 +404,8 @@ def _train_bucket(model, statics, data, aux, axes, points, rows, root, mesh, chu
               "aux": aux}
     inputs = jax.device_put(inputs, whole)
     t0 = time.perf_counter()
-    programs = _compile(model, statics, data if callable(data) else None, rows, batch, chunk_records,
-                        _abstract(runs), _abstract(inputs), mesh)
+    programs = _compile(model, _program_statics(statics), data if callable(data) else None, rows, batch,
+                        chunk_records, _abstract(runs), _abstract(inputs), mesh)
     compile_seconds = time.perf_counter() - t0
     path = None
     if checkpoint_dir is not None:
@@ -373,6 +499,9 @@ def _build(model, statics, data_fn, rows, batch, chunk_records, runs, inputs, me
         batch = jax.tree.map(lambda a: a[run["data_index"]], sets["data"]) if data_fn is not None else sets["data"]
         n = jax.tree.leaves(batch)[0].shape[0]
         weights = (jnp.arange(n) < run["n_train"]) | (run["n_train"] < 0)
+        if statics.subset is not None:
+            weights &= _subset_mask(jax.random.wrap_key_data(run["subset_key"]), run["subset"], run["subset_size"],
+                                    jnp.where(run["n_train"] < 0, n, run["n_train"]), n, statics.subset.fraction == LOO)
         return batch, weights.astype(jnp.float32)
 
     def observe_of(run, sets):
@@ -423,6 +552,8 @@ def _build(model, statics, data_fn, rows, batch, chunk_records, runs, inputs, me
                               statics.keep)
             if model.evaluate is not None:
                 out["outputs"] = model.evaluate(state.params, batch, weights, run["hp"], sets["aux"])
+            if statics.subset is not None:
+                out["subset_mask"] = weights > 0
             return out
 
         return _map_runs(one, (states, records, runs), batch)
@@ -495,6 +626,8 @@ def _fingerprint(statics, axes, points, rows, chunks, identity: str) -> str:
     bucket's runs and rows, and ``identity`` (``_identity``: the functions, data, seed and
     tag)."""
     text = repr((statics, axes, points, rows, chunks, identity, jax.default_backend()))
+    if statics.subset is not None:
+        text += repr(statics.subset)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
