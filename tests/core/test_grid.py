@@ -138,16 +138,3 @@ def test_bad_grids_name_the_bad_value():
         run_grid(init, loss, data, {"seed": [-1]}, 10)
     with pytest.raises(ValueError, match="data_seed"):
         run_grid(init, loss, data, {"data_seed": [0]}, 10)
-
-
-def test_readme_example_runs(capsys):
-    """The README's run_grid example, at 200 steps: it runs, and prints the labeled table."""
-    import re
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = re.search(r"```python\n(import flax.*?)```", text, re.S).group(1)
-    assert "steps=2000" in block
-    exec(block.replace("steps=2000", "steps=200"), {})
-    printed = capsys.readouterr().out
-    assert "n_train" in printed and "lr" in printed and "False" in printed
