@@ -1,0 +1,1 @@
+"""Counterfactual memorisation (Feldman & Zhang) against D*: ``memorisation``."""
