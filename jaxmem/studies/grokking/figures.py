@@ -287,3 +287,116 @@ def grokking_lr(by_grid: dict, cfg, out) -> None:
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     _save(fig, out / "lr_phase.png")
+
+
+def _circle_panel(ax, points_Nx2, order, title: str, side: str) -> None:
+    """Neurons' (cos, sin) components as labelled dots, each joined to the next one in
+    ``order`` (closed), on a circle of their mean norm."""
+    r = float(np.linalg.norm(points_Nx2, axis=1).mean())
+    t = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(r * np.cos(t), r * np.sin(t), color="0.8", lw=0.8, zorder=0)
+    loop = np.append(order, order[0])
+    ax.plot(points_Nx2[loop, 0], points_Nx2[loop, 1], "-", color="k", lw=1, zorder=1)
+    ax.scatter(points_Nx2[:, 0], points_Nx2[:, 1], s=140, color="k", zorder=2)
+    for j, (x, y) in enumerate(points_Nx2):
+        ax.text(x, y, str(j), color="w", ha="center", va="center", fontsize=7, zorder=3)
+    lim = 1.25 * max(r, float(np.abs(points_Nx2).max()))
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=title, xlabel=f"{side} cos component",
+           ylabel=f"{side} sin component")
+    ax.set_aspect("equal")
+    ax.axhline(0, color="0.9", lw=0.5, zorder=0)
+    ax.axvline(0, color="0.9", lw=0.5, zorder=0)
+
+
+def circle_neurons(in_proj_Sx2xN, out_proj_SxNx2, runs: list, path, n_max: int = 8) -> None:
+    """``modular-circle``'s trained projections, as the explorable draws them: per seed the
+    in-projection (input side) and out-projection (output side) components of each neuron,
+    adjacent neurons on the in-projection circle joined on both."""
+    n = min(n_max, len(runs))
+    cols = min(2, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(6.4 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.ravel()[2 * n:]:
+        ax.axis("off")
+    for s in range(n):
+        r = runs[s]
+        row, col = divmod(s, cols)
+        order = np.asarray(r["order"])
+        _circle_panel(axes[row, 2 * col], np.asarray(in_proj_Sx2xN[s]).T, order,
+                      f"seed {s}: W_in-proj (acc {r['all_pairs_accuracy']:.3f})", "input")
+        _circle_panel(axes[row, 2 * col + 1], np.asarray(out_proj_SxNx2[s]), order,
+                      f"W_out-proj: winding {r['winding']:.0f}, step ratio {r['mean_step_ratio']:.2f}", "output")
+    fig.suptitle("Five neurons on a fixed circular embedding: neurons adjacent on the W_in-proj circle joined "
+                 "(W_out-proj going round twice = rotating twice as fast)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def circle_geometry_over_training(steps, spread_in_SxT, spread_out_SxT, ratio_SxT, test_acc_SxT, path) -> None:
+    """``modular-circle`` over training, per seed: norm spread (std / mean over neurons) of
+    both projections, the mean out/in angle-step ratio, and test accuracy."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for s, color in zip(range(spread_in_SxT.shape[0]), plt.cm.tab10.colors * 4):
+        axes[0].plot(steps, spread_in_SxT[s], color=color, lw=1, label=f"seed {s}" if s < 10 else None)
+        axes[0].plot(steps, spread_out_SxT[s], "--", color=color, lw=1)
+        axes[1].plot(steps, ratio_SxT[s], color=color, lw=1)
+        axes[2].plot(steps, test_acc_SxT[s], color=color, lw=1)
+    axes[0].set(yscale="log", xlabel="step", ylabel="norm std / mean over neurons",
+                title="neuron norm spread\n(solid: W_in-proj, dashed: W_out-proj)")
+    axes[1].axhline(2.0, color="k", ls=":", lw=0.8)
+    axes[1].set(xlabel="step", ylabel="mean out-step / in-gap", ylim=(-3.2, 3.2),
+                title="W_out-proj's rotation rate / W_in-proj's\n(2: twice as fast)")
+    axes[2].set(xlabel="step", ylabel="test accuracy", ylim=(-0.02, 1.02), title="test accuracy")
+    axes[0].legend(fontsize=7, ncol=2)
+    for ax in axes:
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def modular_circle(part, results: dict, cfg, out) -> None:
+    """Every figure of ``modular-circle``."""
+    from jaxmem.studies.grokking import circle
+
+    out = Path(out)
+    steps = part.coords["step"]
+    h = {k: part[k] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
+    learning_curves(steps, {f"{cfg.n_hidden} neurons, fixed circle": h}, f"(a + b) mod {cfg.p}", out / "curves.png")
+    circle_neurons(part["in_proj"][:, -1], part["out_proj"][:, -1], results["runs"], out / "circle_neurons.png")
+    geo = [[circle.geometry(part["in_proj"][s, t], part["out_proj"][s, t]) for t in range(len(steps))]
+           for s in range(part["in_proj"].shape[0])]
+    pick = lambda k: np.array([[g[k] for g in row] for row in geo])
+    circle_geometry_over_training(steps, pick("in_norm_spread"), pick("out_norm_spread"), pick("mean_step_ratio"),
+                                  part["test_accuracy"], out / "geometry_over_training.png")
+
+
+def peak_curves(steps, h: dict, title: str, path, n_max: int = 8) -> None:
+    """Per seed: train and test accuracy (left axis) and losses (right, log), the peak
+    test accuracy marked: a seed that generalises then memorises rises then falls."""
+    n = min(n_max, h["train_accuracy"].shape[0])
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.0 * rows), squeeze=False, sharex=True)
+    for s, ax in enumerate(axes.ravel()):
+        if s >= n:
+            ax.axis("off")
+            continue
+        ax.plot(steps, h["train_accuracy"][s], color="tab:red", lw=1, label="train acc")
+        ax.plot(steps, h["test_accuracy"][s], color="tab:blue", lw=1.2, label="test acc")
+        i = int(np.argmax(h["test_accuracy"][s]))
+        ax.plot(steps[i], h["test_accuracy"][s, i], "v", color="tab:blue", ms=6, label="peak test")
+        ax.set(title=f"seed {s}: peak {h['test_accuracy'][s, i]:.2f} @ {steps[i]}", ylim=(-0.02, 1.02))
+        loss_ax = ax.twinx()
+        loss_ax.plot(steps, h["train_loss"][s], ":", color="tab:red", lw=0.8)
+        loss_ax.plot(steps, h["test_loss"][s], ":", color="tab:blue", lw=0.8)
+        loss_ax.set_yscale("log")
+        if s % cols == cols - 1:
+            loss_ax.set_ylabel("loss (dotted)")
+        if s % cols == 0:
+            ax.set_ylabel("accuracy")
+        if s >= n - cols:
+            ax.set_xlabel("step")
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{title}: accuracy (solid) and loss (dotted), train red, test blue")
+    fig.tight_layout()
+    _save(fig, path)

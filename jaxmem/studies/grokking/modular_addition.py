@@ -5,11 +5,23 @@ All seeds of a variant train in one ``run_grid`` (``grok.fit``), a part of the r
 each; the factored (tied-embedding) model is compared with the unfactored one, which the
 explorable says does not generalise. The part ``constructed`` holds the constructed
 solution's accuracies.
+
+Presets (each setting's source is in ``ModularConfig``'s docstring): ``quick`` and
+``paper`` both run the published code's main-model settings (*code*; the seed text
+gives only p = 67, 24 neurons, ReLU, the factored tied model, cross-entropy, AdamW and
+full batches), on 4 and 32 seeds (the seed count is *ours*): ``paper`` is the source's
+setting at more seeds, not a setting the explorable's text states. ``quick-float32``:
+the same in float32 (*ours*). ``ordered``: the earlier leaky contrast (*ours*).
+``no-decay``: the published code's "Reverse grokking" config (*code*: embedding 5,
+10 neurons, weight decay 0, lr 1e-3, 20,000 steps, 40% train), for the seed's "This
+small model (trained with no weight decay) starts generalizing, then switches to
+memorizing with periodic embeddings"; on 8 seeds (*ours*).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -29,20 +41,38 @@ DESCRIPTION = "Grokking modular addition (p = 67) with the explorable's main mod
 
 @dataclasses.dataclass(frozen=True)
 class ModularConfig:
-    """Defaults are the explorable's main model, from its published training code
-    (``server-side/grokking/MLP_Modular_Addition.ipynb``, "config for the main model used
-    in the post"; docs/sources.md §3): unordered pairs ``a <= b``, 40% for training; embedding 500,
-    24 hidden neurons, tied unembedding; haiku's init; loss ``-mean(onehot *
-    log_softmax)`` (cross-entropy / p); full-batch AdamW, lr 1e-3, weight decay 1.0,
-    betas (0.9, 0.98), 50,000 steps; run as that code runs under ``jax_enable_x64``
-    (``precision="source"``: embedding float32, the rest float64). The code logs 500
-    points (every 100 steps), as ``n_history`` here.
+    """Defaults are the explorable's main model (docs/sources.md §3). Each setting's source:
+    *seed* (the explorable's text, seed 003), *code* (its published training code,
+    ``server-side/grokking/MLP_Modular_Addition.ipynb``, "config for the main model used
+    in the post") or *ours*.
 
-    Not in the source: its unfactored model's init (here the collapsed matrices of a
-    factored init, the same function) and the seed count (it trains one seed, 165; seed
-    ``s`` here draws split and init from ``fold_in(key(seed), s)``).
-    ``symmetric=False`` (all p^2 ordered pairs), another ``n_embed``, ``init="normal"`` or
-    ``precision="float32"`` leave the source's setting.
+    - p = 67 (*seed*: "a model trained to predict a+b mod 67"; *code* ``n_tokens``);
+    - 24 hidden neurons, ReLU (*seed*: "ReLU(a W_input + b W_input) W_output — a one-layer
+      MLP with 24 neurons"; *code*);
+    - factored, tied: ``W_input = W_embed W_in-proj``, ``W_output = W_out-proj
+      W_embed^T`` (*seed*, "Which Model Constraints Work Best?": "At least one of the
+      matrices has to be factored"; *code* ``embed_config 'tied'``); the unfactored
+      variant (*seed*: "does not actually result in generalization ... even with the
+      addition of weight decay");
+    - cross-entropy, AdamW, full batches (*seed*: "The model is trained with
+      cross-entropy loss, AdamW and full batches"); the loss as ``-mean(onehot *
+      log_softmax)``, i.e. cross-entropy / p (*code*);
+    - unordered pairs ``a <= b``, 40% for training (*code*: ``is_symmetric_input``,
+      ``percent_train .4``; the seed says only "randomly dividing all the a, b pairs");
+    - embedding 500 (*code*); haiku's init (*code*: ``VarianceScaling(2)`` embedding,
+      ``hk.Linear``'s default ``TruncatedNormal(1 / sqrt(fan_in))``);
+    - lr 1e-3, weight decay 1.0 (decoupled, ``optax.adamw``), betas (0.9, 0.98), 50,000
+      steps, a constant lr (*code*; not in the seed text, whose main-model chart runs
+      past a "plateau at 45,000 steps");
+    - precision: the code runs under ``jax_enable_x64`` (``precision="source"``:
+      embedding float32, the rest float64) (*code*); 500 history points, every 100
+      steps (*code* ``log_every``).
+
+    *Ours*: the unfactored model's init (the collapsed matrices of a factored init, the
+    same function) and the seed count (the code trains one seed, 165; seed ``s`` here
+    draws split and init from ``fold_in(key(seed), s)``). ``symmetric=False`` (all p^2
+    ordered pairs), another ``n_embed``, ``init="normal"`` or ``precision="float32"``
+    leave the source's setting.
     """
 
     p: int = 67
@@ -109,8 +139,14 @@ VARIANTS = ("factored", "unfactored")
 #: pairs, embedding 32, Gaussian init, per-example cross-entropy, float32
 ORDERED = ModularConfig(symmetric=False, n_embed=32, init="normal", precision="float32", class_mean=False,
                         steps=10_000, n_history=100)
+#: the published code's "Reverse grokking" config (``MLP_Modular_Addition.ipynb``, commented
+#: beside the main one; the explorable's "Reverse Grokking With A Small Model" chart):
+#: embedding 5, 10 neurons, weight decay 0, 20,000 steps, the rest as the main model; its
+#: one seed (68) replaced by 8 of ours; the unfactored variant left out
+NO_DECAY = ModularConfig(n_embed=5, n_hidden=10, weight_decay=0.0, steps=20_000, seeds=8, variants=("factored",))
+#: quick and paper: the code's main-model settings at 4 and 32 seeds (the seed count is ours)
 PRESETS = {"quick": ModularConfig(seeds=4), "quick-float32": ModularConfig(seeds=4, precision="float32"),
-           "paper": ModularConfig(seeds=32), "ordered": ORDERED}
+           "paper": ModularConfig(seeds=32), "ordered": ORDERED, "no-decay": NO_DECAY}
 SEEDS = "seeds"
 
 
@@ -262,12 +298,41 @@ def run(cfg: ModularConfig, store) -> None:
     store.part("constructed", lambda: construction_part(cfg))
 
 
+#: a seed "generalises then memorises" when its test accuracy ends at least this far
+#: below its peak while its final train accuracy is at least ``grok.ACCURACY_THRESHOLD`` (ours)
+REVERSE_DROP = 0.1
+
+
+def peak(train_acc, test_acc, steps, test_loss=None) -> dict:
+    """One seed's test-accuracy peak (first step of the maximum), the train accuracy there
+    and its minimum from there on, the drop of test accuracy from the peak to the end,
+    and whether it rose then fell by ``REVERSE_DROP`` with train accuracy high at the
+    end; with ``test_loss``, its minimum, that step and the final / minimum ratio (the
+    explorable charts this model's losses)."""
+    train_acc, test_acc = np.asarray(train_acc, np.float64), np.asarray(test_acc, np.float64)
+    steps = np.asarray(steps)
+    i = int(np.argmax(test_acc))
+    drop = float(test_acc[i] - test_acc[-1])
+    out = {"peak_test_accuracy": float(test_acc[i]), "peak_test_step": int(steps[i]),
+           "train_accuracy_at_peak": float(train_acc[i]), "min_train_accuracy_after_peak": float(train_acc[i:].min()),
+           "test_drop_after_peak": drop,
+           "generalise_then_memorise": bool(drop >= REVERSE_DROP and train_acc[-1] >= grok.ACCURACY_THRESHOLD)}
+    if test_loss is not None:
+        loss = np.asarray(test_loss, np.float64)
+        j = int(np.nanargmin(loss)) if np.isfinite(loss).any() else 0
+        out.update(min_test_loss=finite_or_none(loss[j]), min_test_loss_step=int(steps[j]),
+                   final_over_min_test_loss=finite_or_none(loss[-1] / loss[j]) if loss[j] > 0 else None)
+    return out
+
+
 def analyse(part: Part) -> dict:
     """One variant: per seed its outcome, memorise and generalise steps, the longest
-    plateau (train accuracy >= 0.99, test < 0.5), final accuracies and the trained
-    model's key frequencies with their neurons; counts and the median delay."""
+    plateau (train accuracy >= 0.99, test < 0.5), final accuracies, the test-accuracy
+    peak (``peak``) and the trained model's key frequencies with their neurons; counts
+    and the median delay."""
     h = grok.History(*(part[k] for k in HISTORY))
-    o = grok.outcomes(h, part.coords["step"])
+    steps = part.coords["step"]
+    o = grok.outcomes(h, steps)
     runs = []
     for s in range(h.train_loss.shape[0]):
         freq = fourier.neuron_frequencies(part["w_input"][s])
@@ -279,13 +344,15 @@ def analyse(part: Part) -> dict:
                      "final_test_accuracy": float(h.test_accuracy[s, -1]),
                      "key_frequencies": freq["key_frequencies"].tolist(),
                      "neurons_per_key_frequency": neurons_per_frequency(freq),
-                     "key_share": freq["key_share"], "live_neurons": int(freq["live"].sum())})
+                     "key_share": freq["key_share"], "live_neurons": int(freq["live"].sum()),
+                     **peak(h.train_accuracy[s], h.test_accuracy[s], steps, h.test_loss[s])})
     delays = [r["generalise_step"] / r["memorise_step"] for r in runs
               if r["generalise_step"] is not None and r["memorise_step"]]
     return {"outcomes": grok.outcome_counts(o["outcome"]), "runs": runs,
             "generalised": sum(r["generalise_step"] is not None for r in runs),
             "median_generalise_over_memorise": float(np.median(delays)) if delays else None,
-            "median_plateau_steps": float(np.median([r["plateau_steps"] for r in runs]))}
+            "median_plateau_steps": float(np.median([r["plateau_steps"] for r in runs])),
+            "generalise_then_memorise": sum(r["generalise_then_memorise"] for r in runs)}
 
 
 def construction(part: Part) -> dict:
@@ -307,3 +374,8 @@ def table_axes(summary: dict) -> dict:
 def draw(parts: dict, summary: dict, cfg: ModularConfig, out) -> None:
     """Every figure of a ``modular-addition`` run."""
     figures_grok.modular_addition({v: parts[v] for v in cfg.variants}, cfg, construction(parts["constructed"]), out)
+    if cfg.weight_decay == 0:  # the no-decay setting: does test accuracy rise then fall?
+        first = parts[cfg.variants[0]]
+        figures_grok.peak_curves(first.coords["step"], {k: first[k] for k in HISTORY},
+                                 f"{cfg.variants[0]}, no weight decay, (a + b) mod {cfg.p}",
+                                 Path(out) / f"peak_{cfg.variants[0]}.png")
