@@ -4,6 +4,10 @@ The explorable's grid of train size x hidden size x weight decay x 9 seeds (1,12
 models) trains with ``run_grid`` (``grok.fit``), one grid per hidden size: train sets
 pad to the largest with zero-weight rows. The results are one part, every array on
 ``[train_size, hidden, weight_decay, seed]`` (histories also ``step``).
+
+This is the published *sweep's* setting (code), not the model of the article's text:
+the text trains its model with L1 decay on 1,200 sequences (seed 003), which the
+``article`` preset of ``parity-pruning`` (``parity_pruning.PruningConfig``) follows.
 """
 from __future__ import annotations
 
@@ -28,9 +32,15 @@ DESCRIPTION = "Sparse parity (30 bits, 3 relevant): outcome maps over train size
 
 @dataclasses.dataclass(frozen=True)
 class ParityConfig:
-    """The explorable's grid and training (AdamW lr 3e-3, betas (0.99, 0.98), 20,000
-    steps, 5,000 test strings, a history point every 100 steps). ``decay="l2"`` as in its
-    published sweep config (the article's text uses L1).
+    """The explorable's published sweep. Sources, setting by setting: the grid's axes
+    (train sizes 750-1,750, hidden sizes 16-258, weight decays 0.01-1, seeds 0-8) are
+    the 1,125 rows of ``sweep-sparse-parity/data__hypers_sparse_parity_v4.csv`` (code;
+    the text says "nine models have been trained for each set of hyperparameters",
+    seed 003); AdamW lr 3e-3, betas (0.99, 0.98), 20,000 steps, 5,000 test strings, a
+    history point every 100 steps, cross-entropy and ``decay="l2"`` are the sweep's
+    ``hyper_shared.json`` (code; the article's text uses L1 decay on 1,200 sequences:
+    ``parity-pruning``'s ``article`` preset); the init (Gaussian, std 1/sqrt(fan-in))
+    is ours (the sparse-parity notebook is not readable in the published repository).
 
     Outcomes are the article's figure classes (``grok.loss_classes`` with
     ``loss_threshold`` and ``ratio_threshold``), from losses recorded with each example's
@@ -220,12 +230,27 @@ def summarize(parts: dict, cfg: ParityConfig) -> dict:
                 "relevant_share": float(a["relevant_share"][i])} for i in range(n_runs)]
     return {"outcomes": grok.outcome_counts(a["loss_outcome"]), "accuracy_outcomes": grok.outcome_counts(a["outcome"]),
             "n_runs": n_runs, "outcomes_by": outcomes_by(cfg, a["loss_outcome"]),
+            "relevant_share_by_outcome": share_by_outcome(a["relevant_share"], a["loss_outcome"]),
             "outcome_grid": outcome_grid(cfg, a["loss_outcome"]).tolist(), "runs": per_run}
 
 
 def draw(parts: dict, summary: dict, cfg: ParityConfig, out) -> None:
     """Every figure of a ``parity-grid`` run."""
     figures_grok.parity_grid(parts[""], cfg, out)
+
+
+def share_by_outcome(share, code) -> dict:
+    """Per loss-outcome class: its runs and the median, min and max of their final
+    relevant share (the share of the input weights' squared norm on the relevant bits,
+    ``relevant_share``); None for a class with no runs."""
+    share, code = np.asarray(share, np.float64), np.asarray(code)
+    out = {}
+    for i, name in enumerate(grok.OUTCOMES):
+        v = share[code == i]
+        v = v[np.isfinite(v)]
+        out[name] = {"n": int((code == i).sum()), "median": float(np.median(v)) if v.size else None,
+                     "min": float(v.min()) if v.size else None, "max": float(v.max()) if v.size else None}
+    return out
 
 
 def outcomes_by(cfg: ParityConfig, code) -> dict:
