@@ -500,7 +500,7 @@ def test_grokking_lr_tiny_run_matches_its_saved_arrays(tiny_lr, tmp_path):
     out = tmp_path / "glr"
     summary = studies.reproduce("grokking-lr", "tiny", out, overrides={"model.steps": "20"})
     r = summary["results"]
-    assert summary["n_runs"] == 4 + 4 and list(r) == ["adam", "scale"] and (out / "lr_phase.png").exists()
+    assert summary["n_runs"] == 4 + 4 and list(r) == ["adam", "scale", "claims"] and (out / "lr_phase.png").exists()
     assert summary["config"]["overrides"] == {"model.steps": "20"} and summary["config"]["model"]["steps"] == 20
     assert (r["scale"]["p"], r["scale"]["loss"], r["adam"]["optimizer"]) == (7, "ce", "adamw")
     ds = jaxmem.load(out)

@@ -264,31 +264,6 @@ def parity_grid(part, cfg, out) -> None:
     outcome_examples(part, out / "outcome_examples.png", cfg)
 
 
-def grokking_lr(by_grid: dict, cfg, out) -> None:
-    """A panel per grid: each run's step to generalise (dots; crosses at the top: not
-    within the steps) and to memorise (grey), against the lr (or the init scale).
-    ``by_grid``: each grid's per-run arrays and settings, flat (``lr.flat``)."""
-    out, total = Path(out), cfg.model.steps
-    fig, axes = plt.subplots(1, len(cfg.grids), figsize=(3.8 * len(cfg.grids), 3.8), squeeze=False, sharey=True)
-    for ax, grid in zip(axes[0], cfg.grids):
-        a = by_grid[grid.name]
-        x = a["init_scale"] if len(grid.init_scales) > 1 else a["lr"]
-        jitter = np.exp(0.08 * (a["seed"] - a["seed"].mean()))
-        for key, color, label in (("memorise_step", "0.6", "memorised"), ("generalise_step", "tab:green", "generalised")):
-            y = a[key]
-            ok = np.isfinite(y)
-            ax.scatter((x * jitter)[ok], y[ok], s=14, color=color, label=label)
-        never = ~np.isfinite(a["generalise_step"])
-        ax.scatter((x * jitter)[never], np.full(never.sum(), total), marker="x", color="tab:red",
-                   label=f"not generalised in {total}")
-        ax.set(xscale="log", yscale="log", title=f"{grid.name}: {grid.optimizer}, {grid.loss}, p = {grid.p}",
-               xlabel="initial weight scale" if len(grid.init_scales) > 1 else "learning rate")
-    axes[0, 0].set_ylabel("step (test / train accuracy >= 0.99)")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, out / "lr_phase.png")
-
-
 def _circle_panel(ax, points_Nx2, order, title: str, side: str) -> None:
     """Neurons' (cos, sin) components as labelled dots, each joined to the next one in
     ``order`` (closed), on a circle of their mean norm."""
