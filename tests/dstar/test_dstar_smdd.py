@@ -30,6 +30,19 @@ def test_trains_its_sweep_or_reads_a_saved_one(tiny_smdd, tmp_path, monkeypatch)
             assert check["rank"] == np.linalg.matrix_rank(h)
             assert abs(check["total"] - check["rank"]) < 1e-3 and check["converged"]
             assert check["total"] == pytest.approx(exact[i, check["seed"]].sum(), abs=1e-4)
+        for s in range(2):  # quantiles in units of m / T, by sorting
+            ranked = np.sort(exact[i, s, :T].astype(np.float64)) * T / 2
+            for q, key in ((0.1, "q10_over_m_over_T"), (0.5, "median_over_m_over_T"), (0.9, "q90_over_m_over_T")):
+                pos = q * (T - 1)
+                lo, frac = int(np.floor(pos)), pos - np.floor(pos)
+                want = ranked[lo] + frac * (ranked[min(lo + 1, T - 1)] - ranked[lo])
+                assert row[key][s] == pytest.approx(want, rel=1e-5)
+        assert row["train_loss"] == pytest.approx(parts["smdd"]["train_loss"][i, 0, 0, 0].tolist(), rel=1e-6)
+    res, zero = own["results"], smdd.zero_output_loss(tiny_smdd[0], tiny_smdd[1].sparsity)
+    assert res["flat_T"] == [r["T"] for r in by_T if min(r["q10_over_m_over_T"]) >= dstar_smdd.FLAT_Q10]
+    assert res["memorised_T"] == [r["T"] for r in by_T if max(r["train_loss"]) < 0.01 * zero]
+    assert res["flat_not_memorised_T"] == [t for t in res["flat_T"] if t not in res["memorised_T"]]
+    assert (tmp_path / "own" / "dstar_levels.png").stat().st_size > 10_000
     ds = jaxmem.load(tmp_path / "own")
     assert ds["dstar/exact"].dims == ("T", "data_seed", "example") and ds["dstar/rank"].dims == ("T", "data_seed")
     assert ds["smdd/hidden"].dims[-2:] == ("example", "neuron") and not any("_dim" in d for d in ds.dims)

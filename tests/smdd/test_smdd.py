@@ -9,7 +9,7 @@ from jaxmem import data, studies, train
 from jaxmem.store import open_parts
 from jaxmem.models import relu_output
 from jaxmem.studies.smdd import settings as smdd_settings
-from jaxmem.studies.smdd import smdd
+from jaxmem.studies.smdd import figures, smdd
 from jaxmem.studies.smdd.sweep import Sweep, data_key, fresh_batch, fresh_rows, init_key, repeat_points, run_sweep
 
 
@@ -100,6 +100,7 @@ def test_smdd_run_adds_the_infinite_data_line(tiny_smdd, tmp_path):
     no_line = studies.reproduce("smdd", "tiny", tmp_path / "none", overrides={"infinite_batch": "0"}, draw=False)
     assert no_line["results"]["infinite"] is None and no_line["n_runs"] == 4
     assert no_line["results"]["by_T"] == summary["results"]["by_T"]
+    _check_new_summaries(summary, tmp_path)
 
 
 def test_repeat_points(key):
@@ -113,3 +114,62 @@ def test_repeat_points(key):
     np.testing.assert_allclose(np.asarray(data.to_dense(rows, 30)), r, rtol=1e-6)
     with pytest.raises(ValueError, match="repeat 5 points 5 times in 20 rows"):
         repeat_points(x, 5, 5)
+
+
+def test_hidden_norm_stats_trend_and_the_feature_dim_after_generalising():
+    h = np.array([[[3.0, 4.0], [0.0, 1.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 2.0], [2.0, 0.0]]])  # [seeds, T, m]
+    got = smdd.hidden_norm_stats(h)
+    assert got["hidden_norm_mean"] == pytest.approx(11 / 6) and got["hidden_norm_max"] == pytest.approx(3.5)
+    assert got["hidden_norm_median"] == pytest.approx(1.5)
+    assert got["hidden_norm_std"] == pytest.approx((np.std([5, 1, 0]) + np.std([1, 2, 2])) / 2)
+    assert got["hidden_norm_q10"] == pytest.approx(np.quantile([5, 1, 0, 1, 2, 2], 0.1))
+    T = [1, 2, 3, 4, 5]
+    rising = np.array([[2.0, 2.0], [3.0, 3.0], [4.0, 4.0], [5.0, 5.0], [9.0, 9.0]])
+    assert smdd.trend(T, rising, 2, 4)["label"] == "rise" and smdd.trend(T, rising, 2, 4)["T"] == [2, 3, 4]
+    assert smdd.trend(T, rising, 2, 4)["last_over_first"] == pytest.approx(5 / 3)
+    assert smdd.trend(T, rising[::-1], 1, 5)["label"] == "fall"
+    assert smdd.trend(T, np.array([[1.0]] * 2 + [[1.2]] + [[1.0]] * 2), 1, 5)["label"] == "plateau"
+    assert smdd.trend(T, np.array([[1.0], [2.0], [1.1], [1.0], [1.0]]), 1, 5)["label"] == "mixed"
+    assert smdd.trend(T, rising, 2.5, 3.5) is None  # one T in the range
+    # largest feature dimensionality per seed: a jump at T = 3, a peak at 4, a fall by more than the seeds' spread
+    top = np.array([[0.05, 0.05], [0.06, 0.06], [0.30, 0.32], [0.35, 0.34], [0.25, 0.26]])
+    fdim = np.concatenate([top[..., None], np.full(top.shape + (5,), 0.01)], -1)  # [T, seeds, 6]
+    got = smdd.after_generalising(T, fdim)
+    assert (got["generalising_T"], got["peak_T"], got["largest_T"]) == (3, 4, 5)
+    assert got["drop_from_peak"] == pytest.approx(0.345 - 0.255) and got["falls"]
+    assert got["top5_mean_after"] == pytest.approx([(0.31 + 4 * 0.01) / 5, (0.345 + 0.04) / 5, (0.255 + 0.04) / 5])
+    noisy = top.copy()
+    noisy[-1] = [0.15, 0.36]  # the same mean drop, within the seeds' spread at the largest T
+    assert not smdd.after_generalising(T, np.concatenate([noisy[..., None], fdim[..., 1:]], -1))["falls"]
+
+
+def _check_new_summaries(summary, tmp_path):
+    """The hidden-vector norms, the data dimensionality's deviation from m / T, Jermyn's
+    norm comparison and the feature dimensionality after generalising, against loops
+    over the saved runs; their figures."""
+    res, main = summary["results"], open_parts(tmp_path)[1][""]
+    h, dd = main["hidden"][:, 0, 0, 0], main["data_dim"][:, 0, 0, 0]  # [T, seeds, T_max, ...]
+    for i, row in enumerate(res["by_T"]):
+        T = row["T"]
+        norms = [[float(np.sqrt(sum(float(v) ** 2 for v in h[i, s, t]))) for t in range(T)] for s in range(2)]
+        assert row["hidden_norm_mean"] == pytest.approx(sum(sum(n) / T for n in norms) / 2, rel=1e-5)
+        assert row["hidden_norm_max"] == pytest.approx((max(norms[0]) + max(norms[1])) / 2, rel=1e-5)
+        dev = [sum(float(v) for v in dd[i, s, :T]) / T * T / 2 - 1 for s in range(2)]
+        assert row["data_dim_mean_rel_dev"] == pytest.approx(sum(dev) / 2, abs=1e-5)
+        assert row["data_dim_mean_rel_dev_max_abs"] == pytest.approx(max(abs(d) for d in dev), abs=1e-5)
+    assert res["data_dim_mean_rel_dev_max_abs"] == max(r["data_dim_mean_rel_dev_max_abs"] for r in res["by_T"])
+    j = int(np.argmax([r["hidden_norm_mean"] for r in res["by_T"]]))
+    assert res["hidden_norm_mean_peak_T"] == res["by_T"][j]["T"]
+    jermyn = res["jermyn_norms"]
+    assert jermyn["T_scale"] == pytest.approx(40 / 10_000) and jermyn["W_norm"] is None  # no T in 0.4-4 but one
+    assert jermyn["b_norm_peak"] == pytest.approx(max(r["b_norm"] for r in res["by_T"]), rel=1e-6)
+    after = res["feature_dim_after_generalising"]
+    assert after["generalising_T"] == 8
+    assert after["feature_dim_max_after"] == pytest.approx([res["by_T"][1]["feature_dim_max"]])
+    T = [r["T"] for r in res["by_T"]]
+    W_norm = np.sqrt((main["W"][:, 0, 0, 0] ** 2).sum((-2, -1)))
+    figures.hidden_norms(T, main["hidden"][:, 0, 0, 0], tmp_path / "h.png")
+    figures.norms_vs_jermyn(T, W_norm, W_norm, (3, 8), smdd.trend(T, W_norm, 3, 8), tmp_path / "n.png")
+    figures.feature_dim_after(T, main["feature_dim"][:, 0, 0, 0], 8, np.array([0.3, 0.2]), tmp_path / "f.png")
+    for name in ("h", "n", "f"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000

@@ -89,6 +89,25 @@ def test_jump_and_the_sparsity_grid_scaling():
         settings.variants("smdd-steps", (CFG, SWEEP, (10, 10)))
 
 
+def test_seed_spread_and_spread_across_variants():
+    y = np.array([[0.1, 0.3], [0.2, 0.2], [0.5, 0.4]])  # [T, seeds]
+    got = phase.seed_spread(y)
+    assert got["per_T"] == pytest.approx([0.2, 0.0, 0.1]) and got["mean"] == pytest.approx(0.1)
+    assert got["max"] == pytest.approx(0.2) and got["mean_over_range"] == pytest.approx(0.1 / (0.45 - 0.2))
+    # two curves on one x grid, one shifted by 0.1: spread 0.1 everywhere
+    x = np.array([1.0, 10.0, 100.0])
+    a = np.array([[0.0], [0.2], [0.4]])
+    got = settings.spread_across({"a": (x, a), "b": (x, a + 0.1)})
+    assert got["spread"] == pytest.approx([0.1] * 3) and got["mean_spread_over_range"] == pytest.approx(0.1 / 0.4)
+    # a curve on a coarser grid is interpolated in log x, only where every curve has data
+    got = settings.spread_across({"a": (x, a), "b": (np.array([1.0, 100.0]), np.array([[0.0], [0.4]])),
+                                  "c": (np.array([10.0, 100.0]), np.array([[0.2], [0.4]]))})
+    assert got["x"] == pytest.approx([10.0, 100.0]) and got["max_spread"] == pytest.approx(0.0, abs=1e-12)
+    assert settings.spread_across({"a": (x, a)}) is None
+    assert settings.spread_across({"a": (x, a), "b": (x, a + 0.1)}, x_min=5.0)["x"] == pytest.approx([10.0, 100.0])
+    assert settings.spread_across({"a": (x, a), "b": (x, a)}, x_min=500.0) is None
+
+
 def test_repeated_point_loss_matches_the_model():
     from jaxmem.studies.smdd.repeat import point_losses
 
@@ -132,11 +151,18 @@ def test_smdd_phase_grid_matches_its_parts(monkeypatch, tmp_path, capsys):
     np.testing.assert_allclose(grid[:, 1], parts["m3"]["test_loss"][:, 0, 0, 0].mean(-1), rtol=1e-6)
     learned = (parts["m2"]["feature_dim"][:, 0, 0, 0] > 0.1).sum(-1).mean(-1)
     np.testing.assert_allclose(res["n_learned_grid"][:, 0], learned)
+    for m in (2, 3):  # the seeds' spread, by a loop over T
+        fmax = parts[f"m{m}"]["feature_dim"][:, 0, 0, 0].max(-1)
+        gaps = [abs(float(fmax[i, 0]) - float(fmax[i, 1])) for i in range(2)]
+        assert res["feature_dim_max_seed_spread"][str(m)]["per_T"] == pytest.approx(gaps, rel=1e-5)
+        assert res["feature_dim_max_seed_spread"][str(m)]["mean"] == pytest.approx(np.mean(gaps), rel=1e-5)
+    assert res["m2_smallest_seed_spread"] == (res["feature_dim_max_seed_spread"]["2"]["mean"]
+                                              < res["feature_dim_max_seed_spread"]["3"]["mean"])
     assert res["bump_T_per_m"] == {"2": phase.bump_T(SWEEP.T, grid[:, 0]), "3": phase.bump_T(SWEEP.T, grid[:, 1])}
     dims = named_dims(tmp_path)
     assert dims["m2/W"] == ("T", "lr", "weight_decay", "init_scale", "data_seed", "neuron", "feature")
     assert dims["m3/W"][5] == "m3/neuron"  # the hidden sizes differ: each part keeps its own
-    for name in ("phase_heatmap", "phase_lines"):
+    for name in ("phase_heatmap", "phase_lines", "feature_dim_by_m"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     assert not (tmp_path / ".jaxmem-checkpoints").exists()
     capsys.readouterr()
@@ -217,6 +243,10 @@ def test_smdd_sparsity_moves_T_with_the_sparsity_and_resumes(monkeypatch, tmp_pa
         assert list(parts[r["variant"]].coords["T"]) == r["T"] and r["jump_T"] in r["T"]
         np.testing.assert_allclose(r["test_loss"], parts[r["variant"]]["test_loss"][:, 0, 0, 0].mean(-1), rtol=1e-6)
         assert r["jump_T_times_1_minus_S"] == pytest.approx(r["jump_T"] * (1 - S))
+    xy = {r["variant"]: (np.array(r["T"]) * (1 - S), parts[r["variant"]]["feature_dim"][:, 0, 0, 0].max(-1))
+          for r, S in zip(rows, (0.8, 0.9))}
+    assert full["results"]["feature_dim_max_spread_across_S"] == settings.spread_across(xy)
+    assert full["results"]["n_hidden"] == 2
     dims = named_dims(tmp_path / "full")
     assert dims["S0.8/test_loss"][0] != dims["S0.9/test_loss"][0]  # two T grids, each with its coordinates
     assert (tmp_path / "full" / "feature_dim_max.png").stat().st_size > 10_000
@@ -312,6 +342,8 @@ def test_repeat_map_counts_learned_features_per_run_and_resumes(monkeypatch, tmp
     assert np.all(np.array(res["n_learned_outside_grid"]) <= np.array(want))
     stored = (parts["repeated_point"]["relative_loss"] < smdd_repeat.STORED_FRACTION).mean(-1)
     np.testing.assert_array_equal(res["stored_fraction_grid"], stored)
-    assert res["boundary_T_predicted"] == {"1": 150.0, "3": 450.0}
+    assert "boundary_T_predicted" not in res  # no source gives a boundary line
+    for R, T in res["largest_T_stored"].items():  # the same boundary in T / n
+        assert res["largest_T_over_n_stored"][R] == (None if T is None else T / 60)
     assert (tmp_path / "full" / "repeat_map.png").stat().st_size > 10_000
     interrupted_then_resumed(monkeypatch, "smdd-repeat", tmp_path / "killed", full)

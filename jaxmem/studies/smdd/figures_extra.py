@@ -26,7 +26,8 @@ def variant_curves(T, test_by_variant: dict, learned_by_variant: dict, zero_loss
         _mean_and_seeds(ax_test, T, test_by_variant[name], color, name, ls=ls)
         _mean_and_seeds(ax_learn, T, learned_by_variant[name], color, name, ls=ls)
     ax_test.axhline(zero_loss, color="gray", ls=":", lw=1, label="all-zero output")
-    ax_test.set(ylabel="test loss (summed over features)", title="Double descent under each variant")
+    ax_test.set(ylabel="test loss (summed over features)",
+                title="Double descent with a hidden ReLU and with the loss rescaled by 1/n")
     ax_learn.set(xscale="log", xlabel="training set size T", ylabel="learned features (D > 0.1)")
     for ax in (ax_test, ax_learn):
         ax.grid(alpha=0.3)

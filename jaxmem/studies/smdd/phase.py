@@ -3,6 +3,14 @@
 Henighan et al. 2023, "Superposition, Memorization, and Double Descent" (docs/sources.md §1): a
 map of where double descent appears in T and m, 4 models per cell (paper preset). One
 part per hidden size (``"m1"``, ``"m2"``, ...), each the sweep over T at that m.
+
+It also measures, per m, how much the seeds' curves of the largest feature
+dimensionality against T differ (``seed_spread``): Jermyn (seed 001) finds that "for
+models with more hidden dimensions the dimensionality curves don't lie as cleanly on
+top of each other". His curves are those of different sparsities against T (1 - S)
+(``smdd-sparsity``, whose summary has the spread across sparsities; run it with
+``--set n_hidden=M``); one sparsity here, so the seed-to-seed spread is the nearest
+measure of "clean" this sweep gives (ours).
 """
 from __future__ import annotations
 
@@ -22,9 +30,12 @@ from jaxmem.validate import positive_int
 
 DESCRIPTION = "SMDD phase diagram: test loss over dataset size T x hidden size m (1..8)"
 
-#: preset -> (TrainConfig for m = 1, Sweep, hidden sizes m). ``quick`` is the reduced
-#: setting (n = 1,000, S = 0.99) with T to 1,000 and 2,500 steps, sized for 5 minutes on
-#: a 2-core CPU; ``paper`` is the paper's (n = 10,000, S = 0.999, 50,000 steps, 4 seeds).
+#: preset -> (TrainConfig for m = 1, Sweep, hidden sizes m). ``quick`` (ours) is the reduced
+#: setting (seed 000: n = 1,000, S = 0.99) with T to 1,000 and 2,500 steps, sized for 5
+#: minutes on a 2-core CPU; ``paper`` has the paper's n = 10,000, S = 0.999 and 50,000
+#: steps (seed) and its other training settings (``smdd``'s paper preset; lr, schedule and
+#: weight decay from the paper's full text); m = 1..8, 4 seeds and the T grid are ours
+#: (the seed lost the map's axes).
 PRESETS = {
     "quick": (TrainConfig(n_features=1000, n_hidden=1, steps=2500),
               Sweep(T=_log_grid(3, 1000, 9), sparsity=0.99, data_seeds=2, n_test=5000),
@@ -82,10 +93,26 @@ def grids(parts: dict, ms) -> dict:
             for k in ("test_loss", "train_loss", "feature_dim_max", "n_learned")}
 
 
+def seed_spread(fdim_max_TxS) -> dict:
+    """How far apart the seeds' curves of one m are (ours, see the module doc): per T the
+    largest minus the smallest seed's largest feature dimensionality ``[len(T), seeds]``;
+    its mean over T, its largest, and the mean divided by the range of the seed-mean
+    curve (largest minus smallest over T; a flat curve gives a large ratio)."""
+    y = np.asarray(fdim_max_TxS, float)
+    gap, mean = y.max(-1) - y.min(-1), np.nanmean(y, -1)
+    return {"mean": float(np.mean(gap)), "max": float(np.max(gap)),
+            "mean_over_range": float(np.mean(gap) / max(float(np.ptp(mean)), 1e-12)), "per_T": gap.tolist()}
+
+
 def summarize(parts: dict, cfg) -> dict:
     train, sweep, ms = cfg
     g = grids(parts, ms)
-    return {"test_loss_grid": g["test_loss"], "train_loss_grid": g["train_loss"],
+    spread = {str(m): seed_spread(first_cell(parts[f"m{m}"], "feature_dim").max(-1)) for m in ms}
+    return {"feature_dim_max_seed_spread": spread,
+            # is m = 2's spread smaller than that of every larger m?
+            "m2_smallest_seed_spread": (None if 2 not in ms or len([m for m in ms if m > 2]) == 0 else
+                                        all(spread["2"]["mean"] < spread[str(m)]["mean"] for m in ms if m > 2)),
+            "test_loss_grid": g["test_loss"], "train_loss_grid": g["train_loss"],
             "feature_dim_max_grid": g["feature_dim_max"], "n_learned_grid": g["n_learned"],
             "bump_T_per_m": {str(m): bump_T(sweep.T, g["test_loss"][:, j]) for j, m in enumerate(ms)},
             "zero_output_loss": zero_output_loss(train, sweep.sparsity),
@@ -103,3 +130,6 @@ def draw(parts: dict, summary: dict, cfg, out) -> None:
     train, sweep, ms = cfg
     figures.phase_diagram(list(sweep.T), list(ms), grids(parts, ms)["test_loss"],
                           zero_output_loss(train, sweep.sparsity), Path(out))
+    fdim = {m: first_cell(parts[f"m{m}"], "feature_dim").max(-1) for m in ms}
+    figures.feature_dim_by_m(list(sweep.T), fdim, {m: seed_spread(v)["mean"] for m, v in fdim.items()},
+                             Path(out) / "feature_dim_by_m.png")

@@ -1,13 +1,18 @@
 """``smdd-repeat``: is a datapoint repeated R times stored beside the generalising features?
 
-Jermyn's comment on SMDD (docs/sources.md §1): with 2-3 repeats nothing changes; with more, the
-model stores the point, and the boundary follows R ≈ 0.4 T / n. A point counts as stored
-when the model reconstructs it: its loss below ``STORED_FRACTION`` of ``||x||^2``.
+Jermyn's comment on SMDD (docs/sources.md §1, seed 001): "When a datapoint appears a small
+number of times (2-3) the phenomenology is the same as in this paper, but with more
+repeats models switch to learning a combination of datapoints and generalizing
+features". He gives no formula for where the switch lies; this maps it over (T, R) and
+reports, per R, the largest T (and T / n) at which the point is stored: measured, with
+no predicted line. A point counts as stored when the model reconstructs it: its loss
+below ``STORED_FRACTION`` of ``||x||^2`` (ours).
 
-``smdd-repeat-slot`` (``summarize_slot``, ``draw_slot``) is Jermyn's own run: T = 30,000 at the paper's n and S,
-one point repeated 5 times, which "is embedded alongside four generalizing features and
-suppresses the fifth". It counts each run's learned features (``metrics.n_learned``) outside
-the point's non-zero features and asks whether the point takes a pentagon slot: stored,
+``smdd-repeat-slot`` (``summarize_slot``, ``draw_slot``) is Jermyn's own run: T = 30,000
+(seed; his n and S are not given, we assume the paper's), one point repeated 5 times,
+which "is embedded alongside four generalizing features and suppresses the fifth". It
+counts each run's learned features (``metrics.n_learned``) outside the point's non-zero
+features and asks whether the point takes a pentagon slot: stored,
 with one learned feature fewer than the pentagon's 5. Its quick preset is the reduced
 setting (n = 1,000, S = 0.99) at T = 3,000: there n (1 - S) = 10 as in the paper's setting,
 so T (1 - S) = 30 and T / n = 3 both give T = 3,000.
@@ -34,11 +39,13 @@ from jaxmem.studies.smdd.sweep import Sweep, data_key
 from jaxmem.train import TrainConfig
 from jaxmem.validate import positive_int
 
-DESCRIPTION = "SMDD with one datapoint repeated R times: stored or not, over R x T, vs R = 0.4 T / n"
+DESCRIPTION = "SMDD with one datapoint repeated R times: is it stored, over R x T (Jermyn's 2-3 repeats)"
 STORED_FRACTION = 0.5
 
-#: quick uses n = 200, S = 0.95 so that the boundary R = 0.4 T / n (T = 500..12,500 for
-#: R = 1..25) falls inside a grid a CPU trains in minutes; paper is the comment's setting.
+#: quick (ours) uses n = 200, S = 0.95 and 2,500 steps, a scaled setting: T = 30..6,000
+#: then spans T / n = 0.15..30 and T (1 - S) = 1.5..300 in a grid a CPU trains in minutes
+#: (Jermyn's T = 30,000 at n = 10,000 is T / n = 3, T (1 - S) = 30). paper: the comment's
+#: n and S (seed), with the paper's 50,000 steps; its T grid and Rs are ours.
 PRESETS = {
     "quick": (TrainConfig(n_features=200, n_hidden=2, steps=2500),
               Sweep(T=_log_grid(30, 6000, 8), sparsity=0.95, data_seeds=2, n_test=2000), (1, 2, 3, 5, 8, 13)),
@@ -49,8 +56,9 @@ SEEDS = "data_seeds"
 SET_NAMES = {2: "repeats"}
 
 
-#: smdd-repeat-slot's presets: (TrainConfig, Sweep, repeats R). Jermyn's comment gives T,
-#: n, S and R = 5 only; his steps, seeds and the other Rs are not given: we keep the paper's
+#: smdd-repeat-slot's presets: (TrainConfig, Sweep, repeats R). Jermyn's comment gives T
+#: and R = 5 only (seed); n and S are the paper's (assumed, ours); his steps, seeds and the
+#: other Rs are not given: we keep the paper's
 #: training (50,000 steps for ``paper``, 2,500 for ``quick``, where smdd-wd's quick preset
 #: already learns the pentagon by T = 1,265) and add T / 3 to see where R = 2, 3 start to matter.
 SLOT_PRESETS = {
@@ -171,7 +179,10 @@ def summarize(parts: dict, cfg) -> dict:
 
     return {"stored_fraction_grid": stored,  # [len(T), len(R)]
             "largest_T_stored": {str(R): _largest_stored(sweep.T, stored[:, j]) for j, R in enumerate(Rs)},
-            "boundary_T_predicted": {str(R): R * train.n_features / 0.4 for R in Rs},  # T where R = 0.4 T / n
+            # the same boundary in T / n, and R over it (measured; the sources give no formula)
+            "largest_T_over_n_stored": {str(R): (None if t is None else t / train.n_features)
+                                        for R, t in zip(Rs, (_largest_stored(sweep.T, stored[:, j])
+                                                             for j in range(len(Rs))))},
             "n_learned_grid": grid("n_learned"),  # [len(T), len(R)], metrics.n_learned
             "n_learned_outside_grid": grid("n_learned_outside"),  # outside the point's non-zeros
             "slot_fraction_grid": grid("slot"),  # stored with PENTAGON - 1 features beside it
@@ -186,7 +197,7 @@ def table_axes(summary: dict) -> dict:
 
 
 def draw(parts: dict, summary: dict, cfg, out) -> None:
-    """The map of the stored fraction over (T, R), with the line R = 0.4 T / n."""
+    """The map of the stored fraction over (T, R)."""
     train, sweep, Rs = cfg
     figures.repeat_map(list(sweep.T), list(Rs), stored_fraction(parts), train.n_features,
                        Path(out) / "repeat_map.png")
@@ -203,7 +214,6 @@ def summarize_slot(parts: dict, cfg) -> dict:
             cell = runs[iT][j]
             by_cell.append({"T": T, "R": R, "T_over_n": T / train.n_features,
                             "T_times_1_minus_S": T * (1 - sweep.sparsity),
-                            "R_over_0.4_T_over_n": R / (0.4 * T / train.n_features),
                             **{k: float(np.mean([r[k] for r in cell]))
                                for k in ("n_learned", "n_learned_outside", "relative_loss", "stored", "slot",
                                          "pentagon")},

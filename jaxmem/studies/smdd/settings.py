@@ -1,9 +1,14 @@
 """``smdd-wd``, ``smdd-steps``, ``smdd-sparsity``: how SMDD's double descent and its
 generalising jump move with weight decay, training length and sparsity.
 
-Henighan et al. 2023 appendix (lower weight decay enlarges the bump, decay 1.0 removes
-it, more steps enlarge it) and Jermyn's comment (the jump in feature dimensionality sits
-where T (1 - S) is about 10, whatever the weight decay). docs/sources.md §1.
+The seed (docs/sources.md §1, seed 001): the results "are sensitive to weight decay and the
+number of training epochs" (what the paper's appendix shows for each is lost from the
+seed: paper, not verifiable here), and Jermyn's comment: the jump in feature
+dimensionality sits where T (1 - S) is about 10, whatever the weight decay, and "for
+models with more hidden dimensions the dimensionality curves don't lie as cleanly on top
+of each other". ``smdd-sparsity``'s summary measures the latter as
+``feature_dim_max_spread_across_S`` (``spread_across``, ours); run it at several m with
+``--set n_hidden=M``.
 
 The three share this implementation; ``wd.py``, ``steps.py`` and ``sparsity.py`` bind
 it to their name. Config ``(TrainConfig, Sweep, values)``; parts: ``"wd"`` (one sweep
@@ -29,8 +34,9 @@ _QUICK_CFG = TrainConfig(n_features=1000, n_hidden=2, steps=2500)
 _QUICK_SWEEP = Sweep(T=_log_grid(3, 3000, 9), sparsity=0.99, data_seeds=2, n_test=5000)
 _PAPER_CFG = TrainConfig(n_features=10_000, n_hidden=2, steps=50_000)
 _PAPER_SWEEP = Sweep(T=_log_grid(3, 100_000, 16), sparsity=0.999, data_seeds=4)
-#: the paper's appendix shows the weight-decay and training-length effects at m = 4; its
-#: extracted text gives neither the values nor the T grid, so those are ours
+#: the paper's appendix shows the weight-decay and training-length effects at m = 4 (paper:
+#: not in the seed's text); the seed gives neither the values nor the T grid, so those
+#: are ours, as are the quick presets (2,500 steps, 2 seeds, 9 T) and the sparsities
 _APPENDIX_CFG = dataclasses.replace(_PAPER_CFG, n_hidden=4)
 
 SEEDS = "data_seeds"
@@ -115,6 +121,36 @@ def curves(name: str, parts: dict, cfg) -> dict:
     return out
 
 
+#: ``smdd-sparsity``'s spread is also given from T (1 - S) = 1 on (ours): below it the
+#: models memorise, and their feature dimensionalities follow T itself, not T (1 - S)
+SPREAD_X_MIN = 1.0
+
+
+def spread_across(curves_by_variant: dict, x_min: float | None = None) -> dict | None:
+    """How closely curves of several variants lie on each other (ours: Jermyn's "don't lie
+    as cleanly on top of each other", docs/sources.md §1): each curve's seed mean ``y``
+    against ``x`` (``{label: (x, y [len(x), seeds])}``), interpolated in log x onto the x
+    of the curve with the most points, where every curve covers it; per such x the
+    largest minus the smallest across variants; their mean and largest value, and the
+    mean divided by the range of the mean curve (its largest minus smallest value).
+    ``x_min``: only the x from it on."""
+    if len(curves_by_variant) < 2:
+        return None
+    xy = {k: (np.log(np.asarray(x, float)), np.nanmean(np.asarray(y, float), -1)) for k, (x, y) in
+          curves_by_variant.items()}
+    ref = max(xy.values(), key=lambda c: len(c[0]))[0]
+    lo, hi = max(c[0].min() for c in xy.values()), min(c[0].max() for c in xy.values())
+    if x_min is not None:
+        lo = max(lo, float(np.log(x_min)))
+    at = ref[(ref >= lo - 1e-9) & (ref <= hi + 1e-9)]
+    if at.size == 0:
+        return None
+    ys = np.stack([np.interp(at, x, y) for x, y in xy.values()])  # [variants, points]
+    gap, mean = ys.max(0) - ys.min(0), ys.mean(0)
+    return {"x": np.exp(at).tolist(), "spread": gap.tolist(), "mean_spread": float(gap.mean()),
+            "max_spread": float(gap.max()), "mean_spread_over_range": float(gap.mean() / max(np.ptp(mean), 1e-12))}
+
+
 def summarize(name: str, parts: dict, cfg) -> dict:
     rows = []
     for key, c in curves(name, parts, cfg).items():
@@ -124,7 +160,14 @@ def summarize(name: str, parts: dict, cfg) -> dict:
                      "jump_T": jump_T(T, fdim),
                      **({"jump_T_times_1_minus_S": jump_T(T, fdim) * (1 - c["sweep"].sparsity)}
                         if name == "smdd-sparsity" else {})})
-    return {"by_variant": rows, "diverged": diverged_runs(parts)}
+    out = {"by_variant": rows, "diverged": diverged_runs(parts)}
+    if name == "smdd-sparsity":  # do the curves against T (1 - S) fall on each other?
+        c = curves(name, parts, cfg)
+        out["n_hidden"] = cfg[0].n_hidden
+        xy = {k: (v["x"], v["feature_dim_max"]) for k, v in c.items()}
+        out["feature_dim_max_spread_across_S"] = spread_across(xy)
+        out["feature_dim_max_spread_across_S_from_x1"] = spread_across(xy, SPREAD_X_MIN)
+    return out
 
 
 def draw(name: str, parts: dict, summary: dict, cfg, out) -> None:

@@ -1,23 +1,27 @@
-"""``smdd-variants``: does SMDD's double descent survive Hobbhahn's variants?
+"""``smdd-variants``: does SMDD's double descent survive a hidden ReLU, and a rescaled loss?
 
-Hobbhahn's comment on SMDD (docs/sources.md §1): double descent also appears "with different loss
-functions or when adding a ReLU activation between the layers". Four variants of the
-m = 2 sweep, on the same datasets:
+Hobbhahn's comment on SMDD (docs/sources.md §1, seed 001): double descent also appears "with
+different loss functions or when adding a ReLU activation between the layers". We test
+the ReLU. We do not test another loss function: the seed does not say which he used, and
+the ``mean`` variants below are the *same* squared error divided by n (averaged over
+features instead of summed), a rescaling whose only effect under Adam is through eps.
+Four variants of the m = 2 sweep, on the same datasets:
 
 - ``sum``: the paper's model and loss (baseline);
 - ``hidden_relu``: ``h = ReLU(W x)``, then ``x' = ReLU(W^T h + b)``;
-- ``mean``: the loss averaged over features too, as other codebases do, with the same
-  Adam eps 1e-8. The gradients are n times smaller, so eps weighs n times more;
+- ``mean``: the same squared error averaged over features too (divided by n, as other
+  codebases do), with the same Adam eps 1e-8. The gradients are n times smaller, so eps
+  weighs n times more;
 - ``mean_eps``: the loss averaged over features with eps / n. Adam's update
   ``m / (sqrt(v) + eps)`` is unchanged when the gradient and eps are scaled alike, so
   this is the ``sum`` run up to float rounding: a control that separates the loss's
   scale (no effect) from eps's weight (the only effect of ``mean``).
 
 The source does not say which other losses Hobbhahn tried, how he averaged, or his
-eps; we take the per-feature mean (the common alternative named in docs/sources.md §1) and keep
-every other setting of the baseline. Test losses are reported in the baseline's units
-(per example, summed over features: the ``mean`` variants' times n). One part per
-variant, named as above.
+eps; the per-feature mean (ours: a rescaling common in other codebases, not another
+loss) keeps every other setting of the baseline. Test losses are reported in the
+baseline's units (per example, summed over features: the ``mean`` variants' times n).
+One part per variant, named as above.
 """
 from __future__ import annotations
 
@@ -34,9 +38,14 @@ from jaxmem.studies.smdd.smdd import _log_grid, zero_output_loss
 from jaxmem.studies.smdd.sweep import Sweep
 from jaxmem.train import TrainConfig
 
-DESCRIPTION = "SMDD double descent with a hidden ReLU and with the loss averaged over features (Hobbhahn)"
+DESCRIPTION = ("SMDD double descent with a hidden ReLU (Hobbhahn) and with the same squared error averaged "
+               "over features (a rescaling against Adam's eps, not another loss)")
 
 VARIANTS = ("sum", "hidden_relu", "mean", "mean_eps")
+#: what each variant is, for the summary and the figure's legend
+LABELS = {"sum": "sum: the paper's loss (baseline)", "hidden_relu": "hidden ReLU: h = ReLU(W x)",
+          "mean": "same loss / n (averaged over features), same eps: a rescaling",
+          "mean_eps": "same loss / n, eps / n: the baseline up to rounding (control)"}
 
 #: preset -> (baseline TrainConfig, Sweep). ``quick``: the reduced setting (n = 1,000,
 #: S = 0.99) with 2,500 steps and 2 seeds on T = 3..3,000 (the grid of smdd-wd's quick
@@ -117,7 +126,8 @@ def summarize(parts: dict, cfg) -> dict:
     rows = []
     for name, v in c.items():
         test = v["test_loss"]
-        rows.append({"variant": name, "reduction": cfgs[name].reduction, "hidden_relu": cfgs[name].hidden_relu,
+        rows.append({"variant": name, "what": LABELS[name], "reduction": cfgs[name].reduction,
+                     "hidden_relu": cfgs[name].hidden_relu,
                      "eps": cfgs[name].eps, **peak_stats(T, np.nanmean(test, -1)),
                      "test_loss": np.nanmean(test, -1), "test_loss_per_seed": test,
                      "train_loss": np.nanmean(v["train_loss"], -1),
@@ -134,7 +144,7 @@ def draw(parts: dict, summary: dict, cfg, out) -> None:
     """Test loss and learned features against T, one line per variant."""
     train, sweep = cfg
     c = curves(parts, cfg)
-    figures_smdd_extra.variant_curves(list(sweep.T), {k: v["test_loss"] for k, v in c.items()},
-                                      {k: v["n_learned"] for k, v in c.items()},
+    figures_smdd_extra.variant_curves(list(sweep.T), {LABELS[k]: v["test_loss"] for k, v in c.items()},
+                                      {LABELS[k]: v["n_learned"] for k, v in c.items()},
                                       zero_output_loss(train, sweep.sparsity), Path(out) / "variants.png",
-                                      dashed=("mean_eps",))
+                                      dashed=(LABELS["mean_eps"],))
