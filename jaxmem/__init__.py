@@ -5,7 +5,8 @@ hyperparameters; ``jaxmem.train``), ``load`` (a saved run as an ``xarray.Dataset
 ``data`` (sparse-feature datasets), ``tasks`` (modular addition, parity), ``mnist``,
 ``models`` (pure model functions), ``devices`` (the run mesh), ``cache`` (the
 persistent compilation cache), ``metrics``, ``dstar`` (maximal data dimensionality),
-``stats`` (rank correlation), ``store`` (the run folder: parts, resume, ``load``).
+``stats`` (rank correlation), ``memorisation`` (counterfactual memorisation and
+influence from random-subset runs; callable as ``jaxmem.memorisation(scores, in_mask)``), ``store`` (the run folder: parts, resume, ``load``).
 ``jaxmem.studies`` holds one folder per study (smdd with its sweep, dstar, grokking,
 opt_failure): its experiments (what ``jaxmem reproduce NAME`` runs, one protocol),
 analysis and figures.

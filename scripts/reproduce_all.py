@@ -5,6 +5,7 @@
     python scripts/reproduce_all.py --only smdd parity-grid --out runs/some
     python scripts/reproduce_all.py --preset paper --timeout 7200 --resume
     python scripts/reproduce_all.py --overwrite     # again, replacing the runs of last time
+    python scripts/reproduce_all.py --figures docs/figures   # and refresh the README's figures
 
 Each experiment runs as ``jaxmem reproduce NAME --preset P --out ROOT/NAME`` in its own
 process (``--in-process`` runs them in this one instead), its output going to
@@ -12,6 +13,8 @@ process (``--in-process`` runs them in this one instead), its output going to
 end ``ROOT/RESULTS.md`` (printed too) holds one row per experiment: status, wall time
 (measured around the run), ``n_runs`` and a few headline numbers from its
 ``summary.json`` (``HEADLINES`` below); ``ROOT/RESULTS.json`` holds the same rows.
+With ``--figures DIR`` each experiment that finished copies its headline figure
+(``FIGURES`` below) to ``DIR/<name>`` (the README shows ``docs/figures``).
 Exit status 1 if any experiment failed.
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,28 +37,61 @@ from pathlib import Path
 HEADLINES = {
     "smdd": [("test-loss peak T", "test_loss_peak_T"), ("W-norm peak T", "W_norm_peak_T"),
              ("peak interior", "test_loss_peak_is_interior"), ("infinite-data test loss", "infinite/test_loss"),
+             ("hidden-norm peak T", "hidden_norm_mean_peak_T"), ("data-dim mean max rel dev", "data_dim_mean_rel_dev_max_abs"),
+             ("Jermyn W trend", "jermyn_norms/W_norm/label"),
+             ("fdim falls after generalising", "feature_dim_after_generalising/falls"),
              ("diverged", "n_diverged")],
-    "smdd-phase": [("bump T per m", "bump_T_per_m"), ("diverged", "diverged#")],
+    "smdd-phase": [("bump T per m", "bump_T_per_m"), ("m=2 smallest seed spread", "m2_smallest_seed_spread"), ("diverged", "diverged#")],
     "smdd-wd": [("bump T", "by_variant/*/bump_T"), ("jump T", "by_variant/*/jump_T"), ("diverged", "diverged#")],
     "smdd-steps": [("bump T", "by_variant/*/bump_T"), ("jump T", "by_variant/*/jump_T"), ("diverged", "diverged#")],
     "smdd-sparsity": [("jump T(1-S)", "by_variant/*/jump_T_times_1_minus_S"), ("bump T", "by_variant/*/bump_T"),
+                      ("spread across S (x>=1)", "feature_dim_max_spread_across_S_from_x1/mean_spread"),
                       ("diverged", "diverged#")],
-    "smdd-repeat": [("largest T stored", "largest_T_stored"), ("predicted boundary T", "boundary_T_predicted"),
+    "smdd-repeat": [("largest T stored", "largest_T_stored"), ("largest T/n stored", "largest_T_over_n_stored"),
                     ("diverged", "diverged#")],
     "smdd-repeat-slot": [("stored", "by_cell/*/stored"), ("slot", "by_cell/*/slot"), ("diverged", "diverged#")],
     "smdd-variants": [("peak T", "by_variant/*/peak_T"), ("height over dip", "by_variant/*/height_over_dip"),
                       ("diverged", "diverged#")],
     "smdd-modelwise": [("peak m per T", "peak_m_per_T"), ("diverged", "diverged#")],
-    "dstar-smdd": [("all converged", "all_converged"), ("solve s", "solve_seconds")],
+    "dstar-smdd": [("all converged", "all_converged"), ("flat T", "flat_T"), ("memorised T", "memorised_T"),
+                   ("solve s", "solve_seconds")],
     "dstar-mnist": [("D* q90/q10", "inputs/raw/dstar_q90_over_q10"), ("test acc", "inputs/raw/test_accuracy"),
                     ("spearman raw vs normalized", "inputs/spearman_raw_vs_normalized")],
     "modular-addition": [("factored", "factored/outcomes"),
+                         ("generalise then memorise", "factored/generalise_then_memorise"),
                          ("gen/mem step", "factored/median_generalise_over_memorise"),
                          ("unfactored", "unfactored/outcomes")],
-    "parity-grid": [("outcomes", "outcomes")],
-    "grokking-lr": [("grokked runs", "*/outcomes/memorise then generalise")],
-    "opt-failure": [("failure rate", "failure_table/*/failure_rate"), ("symmetric state", "symmetric_state/answer"),
+    "parity-grid": [("outcomes", "outcomes"),
+                    ("grok relevant share", "relevant_share_by_outcome/memorise then generalise/median")],
+    "parity-pruning": [("rise before gen (runs)", "by_arm/*/rise_runs"),
+                       ("alive at gen", "by_arm/*/median/alive_at_generalise"),
+                       ("active neurons", "by_arm/*/median/neurons_n_active"),
+                       ("distinct neurons", "by_arm/*/median/neurons_n_distinct"),
+                       ("share at gen", "by_arm/*/median/relevant_share_at_generalise")],
+    "grokking-lr": [("best lr per optimiser@decay", "claims/headline/optimizer"),
+                    ("best overall", "claims/headline/optimizer_best_overall"), ("best lr vs p", "claims/headline/lr_vs_p")],
+    "opt-failure": [("failed AdamW", "adam_vs_adamw/total/adamw"), ("failed Adam", "adam_vs_adamw/total/adam"),
+                    ("same init", "adam_vs_adamw/same_init"), ("symmetric state", "symmetric_state/answer"),
                     ("escape recovered", "escape/recovered_fraction")],
+    "modular-circle": [("perfect seeds", "perfect_all_pairs"), ("of", "seeds"),
+                       ("step ratio", "perfect_seeds/mean_step_ratio"),
+                       ("max gap error deg", "perfect_seeds/max_gap_error_deg"),
+                       ("norm spread", "perfect_seeds/in_norm_spread")],
+    "memorisation": [("mem mean per T", "smdd/by_T/*/mem_mean"), ("rho(mem, D*) per T", "smdd/by_T/*/spearman/dstar"),
+                     ("rho(mem, D* in) per T", "smdd/by_T/*/spearman/dstar_in"), ("SMDD SE max", "smdd/se/max"),
+                     ("MNIST rho(mem, D*)", "mnist/spearman/dstar")],
+}
+
+#: experiment -> (its PNG in the run folder, the name of the README's copy under docs/figures)
+FIGURES = {
+    "smdd": ("test_loss.png", "smdd_test_loss.png"),
+    "dstar-smdd": ("dstar_levels.png", "dstar_smdd_levels.png"),
+    "dstar-mnist": ("inputs_curves.png", "dstar_mnist_inputs.png"),
+    "opt-failure": ("adam_vs_adamw.png", "opt_failure_adam_vs_adamw.png"),
+    "modular-circle": ("circle_neurons.png", "modular_circle_neurons.png"),
+    "memorisation": ("memorisation_smdd_scatter.png", "memorisation_smdd_scatter.png"),
+    "parity-pruning": ("neuron_maps.png", "parity_neuron_maps.png"),
+    "grokking-lr": ("lr_optimizers.png", "grokking_lr_optimizers.png"),
 }
 
 #: short names of the grokking outcome classes, for headlines
@@ -199,6 +236,18 @@ def markdown(rows: list[dict], preset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def copy_figures(rows: list[dict], folder: Path) -> list[Path]:
+    """Copy the headline figure of every experiment that finished into ``folder``."""
+    copied = []
+    for row in rows:
+        source, name = FIGURES.get(row["experiment"], (None, None))
+        if row["status"] == "ok" and source and (Path(row["out"]) / source).exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(row["out"]) / source, folder / name)
+            copied.append(folder / name)
+    return copied
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -219,6 +268,7 @@ def main(argv=None, runner=None) -> int:
     group.add_argument("--resume", action="store_true", help="passed to each `jaxmem reproduce`")
     group.add_argument("--overwrite", action="store_true", help="passed to each `jaxmem reproduce`")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per experiment (child processes only)")
+    parser.add_argument("--figures", metavar="DIR", help="copy each experiment's headline figure here")
     parser.add_argument("--in-process", action="store_true", help="run in this process, not one child each")
     args = parser.parse_args(argv)
 
@@ -235,6 +285,8 @@ def main(argv=None, runner=None) -> int:
     text = markdown(rows, args.preset)
     _write_atomic(root / "RESULTS.md", text)
     _write_atomic(root / "RESULTS.json", json.dumps(rows, indent=2) + "\n")
+    for path in copy_figures(rows, Path(args.figures)) if args.figures else []:
+        print(f"figure -> {path}")
     print()
     print(text, end="")
     return 0 if all(r["status"] == "ok" for r in rows) else 1

@@ -1,4 +1,4 @@
-"""The studies, one folder each (smdd, dstar, grokking, opt_failure). The experiments behind
+"""The studies, one folder each (smdd, dstar, grokking, opt_failure, memorisation). The experiments behind
 ``jaxmem reproduce NAME`` follow one protocol (``jaxmem.studies.protocol``: ``PRESETS``,
 ``run(cfg, store)``, ``summarize``, ``draw``); ``reproduce(NAME, preset, out, ...)`` runs one."""
 from __future__ import annotations
@@ -13,7 +13,10 @@ REGISTRY = {
     "dstar-smdd": "dstar.smdd", "dstar-mnist": "dstar.mnist",
     "modular-addition": "grokking.modular_addition", "parity-grid": "grokking.parity_grid",
     "grokking-lr": "grokking.lr",
+    "parity-pruning": "grokking.parity_pruning",
+    "modular-circle": "grokking.circle",
     "opt-failure": "opt_failure.opt_failure",
+    "memorisation": "memorisation.memorisation",
 }
 
 

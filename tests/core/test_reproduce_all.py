@@ -93,3 +93,21 @@ def test_a_real_tiny_run_in_process(script, tmp_path, tiny_smdd):
     assert script.main(["--only", "smdd", "--preset", "tiny", "--out", str(tmp_path), "--in-process"]) == 1
     assert script.main(["--only", "smdd", "--preset", "tiny", "--out", str(tmp_path), "--in-process",
                         "--overwrite"]) == 0
+
+
+def test_figures_copies_each_finished_experiments_headline_figure(script, tmp_path):
+    def runner(name, preset, out, extra, timeout):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps({"experiment": name, "n_runs": 1, "results": {}}))
+        (out / script.FIGURES[name][0]).write_bytes(b"png of " + name.encode())
+        return name != "dstar-smdd", ""
+
+    rc = script.main(["--only", "smdd", "dstar-smdd", "--out", str(tmp_path / "runs"),
+                      "--figures", str(tmp_path / "figs")], runner=runner)
+    assert rc == 1
+    assert (tmp_path / "figs" / "smdd_test_loss.png").read_bytes() == b"png of smdd"
+    assert not (tmp_path / "figs" / "dstar_smdd_levels.png").exists()  # it failed: nothing copied
+
+
+def test_every_headline_figure_names_a_registered_experiment(script):
+    assert set(script.FIGURES) <= set(studies.REGISTRY)
