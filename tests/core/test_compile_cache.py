@@ -38,6 +38,7 @@ def counting_events():
         monitoring.unregister_event_duration_listener(timed)
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU: kept out of the default run
 def test_a_second_sweep_of_the_same_shapes_compiles_nothing():
     cfg = TrainConfig(n_features=23, n_hidden=2, steps=20, n_history=4)  # shapes no other test uses
     with counting_events() as first:

@@ -41,10 +41,13 @@ def test_one_run_writes_summary_parts_figures_and_named_dims(tiny_smdd, tmp_path
     assert all(f"\n    {t} " in shown for t in (3, 8))  # a row per T
     assert cli.main(["show", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == summary
+    drawn = sorted(png.name for png in tmp_path.glob("*.png"))
+    assert len(drawn) >= 5
     for png in tmp_path.glob("*.png"):
         png.unlink()
     assert cli.main(["plot", str(tmp_path)]) == 0
-    assert "smdd: drew 5 figure(s)" in capsys.readouterr().out
+    assert f"smdd: drew {len(drawn)} figure(s)" in capsys.readouterr().out
+    assert sorted(png.name for png in tmp_path.glob("*.png")) == drawn
 
 
 def test_a_killed_run_resumes_only_its_missing_part_and_refuses_another_config(tiny_smdd, tmp_path, monkeypatch,

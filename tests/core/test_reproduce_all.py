@@ -83,6 +83,7 @@ def test_every_headline_names_a_registered_experiment_and_paths_resolve(script):
     assert script.fmt([0.123456, None, True]) == "[0.123, –, yes]"
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU: kept out of the default run
 def test_a_real_tiny_run_in_process(script, tmp_path, tiny_smdd):
     rc = script.main(["--only", "smdd", "--preset", "tiny", "--out", str(tmp_path), "--in-process"])
     assert rc == 0

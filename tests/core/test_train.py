@@ -27,6 +27,7 @@ def test_constant_schedule_starts_at_the_peak_without_warmup():
         assert float(s(0)) == first and float(s(10)) == 1.0 and float(s(99)) == 1.0
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU: kept out of the default run
 def test_traced_lr_optimiser_equals_plain_optax_adamw(key):
     cfg = train.TrainConfig(n_features=20, n_hidden=2, steps=60, n_history=60)
     x = data.sparse_features(key, 16, 20, 0.8)

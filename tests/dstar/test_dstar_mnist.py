@@ -198,6 +198,7 @@ def _no_seconds(results: dict) -> dict:
             for k, v in json.loads(json.dumps(strict_json(results))).items()}
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU: kept out of the default run
 def test_two_parts_end_to_end_and_resume_after_a_kill(monkeypatch, tmp_path):
     """Headline numbers against the saved arrays; a run killed after its first part
     resumes only with the same config and trains only the missing part."""

@@ -438,6 +438,7 @@ def test_parity_grid_tiny_run_matches_its_saved_arrays(tiny_parity, tmp_path):
     assert again["resumed_parts"] == [""] and again["results"] == _saved_results(out)
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU: kept out of the default run
 def test_modular_addition_tiny_run_matches_its_saved_arrays(tiny_modular, tmp_path):
     cfg, out = tiny_modular, tmp_path / "ma"
     summary = studies.reproduce("modular-addition", "tiny", out, overrides={"steps": "20"})

@@ -140,6 +140,7 @@ def test_every_smdd_study_records_its_overrides_in_the_config_it_resumes_by(tmp_
 # ---------------------------------------------------------------- tiny runs
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU: kept out of the default run
 def test_smdd_phase_grid_matches_its_parts(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(phase.PRESETS, "tiny", (dataclasses.replace(CFG, n_hidden=1), SWEEP, (2, 3)))
     summary = studies.reproduce("smdd-phase", "tiny", tmp_path)
