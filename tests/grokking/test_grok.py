@@ -466,6 +466,7 @@ def test_modular_addition_tiny_run_matches_its_saved_arrays(tiny_modular, tmp_pa
         studies.reproduce("modular-addition", "tiny", out, resume=True, overrides={"steps": "7"})
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU; run_grid's and smdd's kill-resume tests stay in the default run
 def test_modular_addition_resumes_after_a_kill(tiny_modular, tmp_path, monkeypatch):
     """Killed while training its second part: --resume trains only that part, and the
     run equals one never interrupted."""
