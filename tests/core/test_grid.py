@@ -35,6 +35,7 @@ def flax_model():
     return module, init, loss
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU; the protocol's and run_grid's equivalents stay in the default run
 def test_flax_grid_matches_single_optax_runs():
     module, init, loss = flax_model()
     data = regression_data()

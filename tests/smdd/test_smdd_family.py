@@ -171,6 +171,7 @@ def test_smdd_phase_grid_matches_its_parts(monkeypatch, tmp_path, capsys):
     assert "T \\ m" in capsys.readouterr().out  # the grids' rows and columns named
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU; the protocol's and run_grid's equivalents stay in the default run
 def test_smdd_phase_killed_after_its_first_part_resumes_only_with_the_same_config(monkeypatch, tmp_path):
     monkeypatch.setitem(phase.PRESETS, "tiny", (dataclasses.replace(CFG, n_hidden=1), SWEEP, (2, 3)))
     full = studies.reproduce("smdd-phase", "tiny", tmp_path / "full")
