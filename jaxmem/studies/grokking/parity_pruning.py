@@ -375,6 +375,13 @@ def _range(values) -> list:
     return [finite_or_none(np.nanmin(v)), finite_or_none(np.nanmax(v))] if np.isfinite(v).any() else [None, None]
 
 
+#: per-run results whose median over seeds each arm reports
+MEDIAN_KEYS = ("memorise_step", "generalise_step", "test_loss_matches_step", "rise_peak_minus_generalise",
+               "distractor_norm_peak_step", "distractor_norm_at_generalise_over_peak", "alive_at_generalise",
+               "all_pruned_minus_generalise", "test_drop_step", "distractor_norm_at_drop_over_peak", "alive_at_drop",
+               "all_pruned_minus_drop", "alive_end", "relevant_share_start", "relevant_share_at_generalise",
+               "relevant_share_end")
+
 def summarize(parts: dict, cfg: PruningConfig) -> dict:
     """Per arm (``by_arm``): each seed's numbers (``analyse``) and their medians and ranges.
 
@@ -399,23 +406,8 @@ def summarize(parts: dict, cfg: PruningConfig) -> dict:
             "decay": decay, "weight_decay": wd, "n_seeds": len(runs), "n_generalised": int(sum(generalised)),
             "rise_runs": int(sum((r["train_loss_rise"]["factor"] or 0) > 1.1 for r in runs)),
             "median": {
-                "memorise_step": _median(col("memorise_step")), "generalise_step": _median(col("generalise_step")),
-                "test_loss_matches_step": _median(col("test_loss_matches_step")),
-                "train_loss_rise_factor": _median(col("train_loss_rise", "factor")),
-                "rise_peak_minus_generalise": _median(col("rise_peak_minus_generalise")),
-                "train_loss_rise_after_factor": _median(col("train_loss_rise_after", "factor")),
-                "distractor_norm_peak_step": _median(col("distractor_norm_peak_step")),
-                "distractor_norm_at_generalise_over_peak": _median(col("distractor_norm_at_generalise_over_peak")),
-                "alive_at_generalise": _median(col("alive_at_generalise")),
-                "all_pruned_minus_generalise": _median(col("all_pruned_minus_generalise")),
-                "test_drop_step": _median(col("test_drop_step")),
-                "distractor_norm_at_drop_over_peak": _median(col("distractor_norm_at_drop_over_peak")),
-                "alive_at_drop": _median(col("alive_at_drop")),
-                "all_pruned_minus_drop": _median(col("all_pruned_minus_drop")),
-                "alive_end": _median(col("alive_end")),
-                "relevant_share_start": _median(col("relevant_share_start")),
-                "relevant_share_at_generalise": _median(col("relevant_share_at_generalise")),
-                "relevant_share_end": _median(col("relevant_share_end")),
+                **{k: _median(col(k)) for k in MEDIAN_KEYS},
+                **{f"{k}_factor": _median(col(k, "factor")) for k in ("train_loss_rise", "train_loss_rise_after")},
                 **{f"neurons_{k}": _median(col("neurons", k)) for k in ("n_active", "effective", "n_distinct",
                                                                          "redundancy", "max_cosine")}},
             "rise_after_runs": int(sum((r["train_loss_rise_after"]["factor"] or 0) > 1.1 for r in runs)),
